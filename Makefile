@@ -1,0 +1,67 @@
+# owlat.selfhost — developer entry points. Everything installs what it needs on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+HOSTS ?= 3
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+# Molecule names its containers after the scenario; keep its own ansible.cfg out of the way of ours.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+SCENARIOS ?= docker
+
+.PHONY: help deps venv link lab demo test lint unit sanity molecule build clean lab-down
+
+help:
+	@echo "make demo   - lab hosts up, Docker installed on each, a container from the lab registry, status table"
+	@echo "make test   - lint, unit tests, ansible-test sanity, Molecule scenarios ($(SCENARIOS))"
+	@echo "make lab / lab-down / clean / build"
+
+deps:  ## system packages the lab needs (Debian)
+	@command -v debootstrap >/dev/null && command -v dockerd >/dev/null && command -v ssh >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      docker.io debootstrap openssh-client openssl curl rsync git >/dev/null; }
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+link:  ## the checkout is the collection: make it visible as owlat.selfhost
+	@mkdir -p .collections/ansible_collections/owlat
+	@ln -sfn ../../.. .collections/ansible_collections/owlat/selfhost
+
+lab: deps venv link
+	$(PY) lab/lab.py up -n $(HOSTS)
+
+demo: lab
+	$(BIN)/ansible-playbook lab/demo.yml
+
+lint: venv link
+	$(BIN)/yamllint -s .
+	$(BIN)/ansible-lint --profile production
+
+unit: venv link
+	$(BIN)/pytest -q tests/unit
+
+sanity: venv
+	bash tests/sanity.sh
+
+molecule: deps venv link
+	$(PY) lab/lab.py registry
+	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
+
+test: lint unit sanity molecule
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force
+
+lab-down:
+	$(PY) lab/lab.py down
+
+clean:
+	$(PY) lab/lab.py down --all
+	rm -rf .collections owlat-selfhost-*.tar.gz

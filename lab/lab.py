@@ -1,0 +1,379 @@
+#!/usr/bin/env python3
+"""The owlat.selfhost lab: a fleet of Debian hosts on this machine, reached over SSH.
+
+  lab.py engine            make sure a Docker engine runs here
+  lab.py images            build (or reuse) the lab images
+  lab.py registry          run the private registry (TLS + htpasswd) and push the lab images
+  lab.py up [-n N]         all of the above, then N hosts and an inventory
+  lab.py down [--all]      remove the hosts (with --all: registry, network and volumes too)
+  lab.py status            what runs
+
+Everything built is cached: images are tagged with a hash of their inputs, debootstrap
+trees are kept under /var/cache/owlat-lab, so a second run takes seconds.
+This is lab tooling for this machine; the collection itself talks to Docker only through
+community.docker modules.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+HERE = pathlib.Path(__file__).resolve().parent
+STATE = pathlib.Path(os.environ.get("OWLAT_LAB_STATE", HERE / ".state"))
+CACHE = pathlib.Path(os.environ.get("OWLAT_LAB_CACHE", "/var/cache/owlat-lab"))
+MIRROR = os.environ.get("OWLAT_LAB_MIRROR", "http://deb.debian.org/debian")
+
+NETWORK = "owlat-lab"
+SUBNET = "172.29.0.0/24"
+REGISTRY_NAME = "owlat-lab-registry"
+REGISTRY_HOST = "registry.owlat.lab"
+REGISTRY_PORT = 5000
+REGISTRY_ADDR = f"{REGISTRY_HOST}:{REGISTRY_PORT}"
+REGISTRY_LOCAL = f"127.0.0.1:{REGISTRY_PORT}"  # how this machine pushes
+REGISTRY_USER = "lab"
+HOST_PREFIX = "owlat-lab-host"
+SUITES = {"trixie": "13", "bookworm": "12"}
+BASE_PACKAGES = ["ca-certificates", "python3"]
+HOST_PACKAGES = BASE_PACKAGES + [
+    "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo", "procps", "curl",
+]
+# Images pushed to the lab registry: local tag -> repository:tag in the registry.
+PUSHED = {"owlat-lab/busybox": "lab/busybox:1"}
+
+# The flags lab.md measured: systemd as PID 1 and Docker inside, without --privileged.
+HOST_RUN_FLAGS = [
+    "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
+    "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+    "--security-opt", "systempaths=unconfined", "--cgroupns=host",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw", "--tmpfs", "/run", "--tmpfs", "/run/lock",
+]
+
+
+def log(msg: str) -> None:
+    print(f"lab: {msg}", flush=True)
+
+
+def run(*args: str, check: bool = True, capture: bool = False, stdin=None, quiet: bool = False):
+    out = subprocess.PIPE if (capture or quiet) else None
+    res = subprocess.run(args, check=False, stdout=out, stderr=out, stdin=stdin, text=True)
+    if check and res.returncode != 0:
+        detail = (res.stderr or res.stdout or "").strip() if out else ""
+        sys.exit(f"lab: command failed ({res.returncode}): {' '.join(args)}\n{detail}")
+    return res
+
+
+def docker(*args: str, **kw):
+    return run("docker", *args, **kw)
+
+
+def exists(kind: str, name: str) -> bool:
+    return docker(kind, "inspect", name, check=False, quiet=True).returncode == 0
+
+
+def digest(*parts: str | bytes | pathlib.Path) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, pathlib.Path):
+            for f in sorted(x for x in ([p] if p.is_file() else p.rglob("*")) if x.is_file()):
+                h.update(f.name.encode() + f.read_bytes())
+        else:
+            h.update(p.encode() if isinstance(p, str) else p)
+    return h.hexdigest()[:12]
+
+
+# --- engine -------------------------------------------------------------------------------------
+
+def engine(_args=None) -> None:
+    if docker("info", check=False, quiet=True).returncode == 0:
+        log("docker engine is running")
+        return
+    if not shutil.which("dockerd"):
+        log("installing docker.io (Debian package)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io"], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    logfile = open("/var/log/owlat-lab-dockerd.log", "ab")  # noqa: SIM115 - handed to the daemon
+    log("starting dockerd (no systemd on this machine)")
+    subprocess.Popen(["dockerd"], stdout=logfile, stderr=logfile, start_new_session=True)
+    for _ in range(120):
+        if docker("info", check=False, quiet=True).returncode == 0:
+            log("docker engine is up")
+            return
+        time.sleep(0.5)
+    sys.exit("lab: dockerd did not come up; see /var/log/owlat-lab-dockerd.log")
+
+
+# --- images -------------------------------------------------------------------------------------
+
+def base_image(suite: str, packages: list[str], flavour: str) -> str:
+    tag = f"owlat-lab/{flavour}-rootfs:{suite}-{digest(suite, MIRROR, ' '.join(packages))}"
+    if exists("image", tag):
+        return tag
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE / f"{tag.split(':')[1]}-{flavour}.tar"
+    if not tarball.exists():
+        root = CACHE / f"{suite}-{flavour}-root"
+        shutil.rmtree(root, ignore_errors=True)
+        log(f"debootstrap {suite} ({flavour}); about a minute")
+        run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, str(root), MIRROR,
+            quiet=True)
+        # An empty machine-id makes systemd generate one per host at boot.
+        (root / "etc/machine-id").write_text("")
+        run("rm", "-rf", str(root / "var/cache/apt/archives"), str(root / "var/lib/apt/lists"))
+        (root / "var/cache/apt/archives/partial").mkdir(parents=True, exist_ok=True)
+        (root / "var/lib/apt/lists/partial").mkdir(parents=True, exist_ok=True)
+        run("tar", "-C", str(root), "-cf", str(tarball) + ".tmp", ".")
+        os.replace(str(tarball) + ".tmp", tarball)
+        shutil.rmtree(root, ignore_errors=True)
+    log(f"importing {tag}")
+    with open(tarball, "rb") as fh:
+        docker("import", "-", tag, stdin=fh, quiet=True)
+    return tag
+
+
+def build(name: str, context: pathlib.Path, base: str) -> str:
+    tag = f"{name}:{digest(base, context)}"
+    if not exists("image", tag):
+        log(f"building {tag}")
+        docker("build", "-q", "--build-arg", f"BASE={base}", "-t", tag, str(context), quiet=True)
+    return tag
+
+
+def alias(tag: str, name: str) -> None:
+    """Point a stable name (used by Molecule and the scripts) at the content-hashed tag."""
+    docker("tag", tag, name)
+
+
+def images(_args=None) -> dict[str, str]:
+    engine()
+    built = {}
+    for suite in SUITES:
+        base = base_image(suite, HOST_PACKAGES, "host")
+        built[f"host:{suite}"] = build("owlat-lab/host", HERE / "images/host", base)
+        alias(built[f"host:{suite}"], f"owlat-lab/host:{suite}")
+    base = base_image("trixie", BASE_PACKAGES, "base")
+    for name in ("registry", "busybox"):
+        built[name] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
+        alias(built[name], f"owlat-lab/{name}:latest")
+    log("images ready: " + ", ".join(sorted(built)))
+    return built
+
+
+# --- registry -----------------------------------------------------------------------------------
+
+def lab_secrets() -> dict:
+    """Lab CA, registry certificate, registry password and SSH key; made once, kept in STATE."""
+    STATE.mkdir(parents=True, exist_ok=True)
+    os.chmod(STATE, 0o700)
+    pki = STATE / "pki"
+    pki.mkdir(exist_ok=True)
+    if not (pki / "ca.crt").exists():
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-subj", "/CN=owlat lab CA", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), quiet=True)
+    if not (pki / "registry.crt").exists():
+        ext = pki / "registry.ext"
+        ext.write_text(f"subjectAltName=DNS:{REGISTRY_HOST},DNS:localhost,IP:127.0.0.1\n"
+                       "extendedKeyUsage=serverAuth\n")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REGISTRY_HOST}",
+            "-keyout", str(pki / "registry.key"), "-out", str(pki / "registry.csr"), quiet=True)
+        run("openssl", "x509", "-req", "-in", str(pki / "registry.csr"), "-CA", str(pki / "ca.crt"),
+            "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
+            "-out", str(pki / "registry.crt"), quiet=True)
+        os.chmod(pki / "registry.key", 0o644)  # read by the registry process in its container
+    pw = STATE / "registry-password"
+    if not pw.exists():
+        pw.write_text(hashlib.sha256(os.urandom(32)).hexdigest()[:32])
+        os.chmod(pw, 0o600)
+    key = STATE / "id_ed25519"
+    if not key.exists():
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "owlat-lab", "-f", str(key))
+    return {"ca": pki / "ca.crt", "password": pw.read_text().strip(), "key": key}
+
+
+def network() -> None:
+    if not exists("network", NETWORK):
+        docker("network", "create", "--subnet", SUBNET, NETWORK, quiet=True)
+
+
+def registry(_args=None, built: dict | None = None) -> None:
+    built = built or images()
+    sec = lab_secrets()
+    network()
+    auth = STATE / "auth"
+    auth.mkdir(exist_ok=True)
+    htpasswd = auth / "htpasswd"
+    if not htpasswd.exists():
+        line = docker("run", "--rm", "--entrypoint", "htpasswd", built["registry"], "-Bbn", REGISTRY_USER,
+                      sec["password"], capture=True).stdout.strip()
+        htpasswd.write_text(line + "\n")
+    if exists("container", REGISTRY_NAME):
+        current = docker("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", REGISTRY_NAME,
+                         capture=True).stdout.split()
+        if current != [built["registry"], "true"]:
+            docker("rm", "-f", REGISTRY_NAME, quiet=True)
+    if not exists("container", REGISTRY_NAME):
+        log(f"starting the lab registry {REGISTRY_ADDR}")
+        docker("run", "-d", "--name", REGISTRY_NAME, "--restart", "unless-stopped",
+               "--network", NETWORK, "--network-alias", REGISTRY_HOST,
+               "-p", f"{REGISTRY_LOCAL}:{REGISTRY_PORT}",
+               "-v", f"{STATE / 'pki'}:/certs:ro", "-v", f"{auth}:/auth:ro",
+               "-v", "owlat-lab-registry-data:/var/lib/docker-registry", built["registry"], quiet=True)
+    for _ in range(60):
+        try:
+            with socket.create_connection(("127.0.0.1", REGISTRY_PORT), timeout=1):
+                break
+        except OSError:
+            time.sleep(0.5)
+    docker("login", "-u", REGISTRY_USER, "--password-stdin", REGISTRY_LOCAL,
+           stdin=open(STATE / "registry-password"), quiet=True)  # noqa: SIM115
+    pushed_file = STATE / "pushed.json"
+    pushed = json.loads(pushed_file.read_text()) if pushed_file.exists() else {}
+    for local, remote in PUSHED.items():
+        src = built[local.split("/", 1)[1]]
+        if pushed.get(remote) == src and registry_has(remote, sec["password"]):
+            continue
+        log(f"pushing {remote}")
+        docker("tag", src, f"{REGISTRY_LOCAL}/{remote}")
+        docker("push", f"{REGISTRY_LOCAL}/{remote}", quiet=True)
+        pushed[remote] = src
+    pushed_file.write_text(json.dumps(pushed, indent=1))
+
+
+def registry_has(ref: str, password: str) -> bool:
+    repo, tag = ref.split(":")
+    res = run("curl", "-sf", "-o", "/dev/null", "--cacert", str(STATE / "pki/ca.crt"),
+              "--resolve", f"{REGISTRY_HOST}:{REGISTRY_PORT}:127.0.0.1", "-u", f"{REGISTRY_USER}:{password}",
+              "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json",
+              f"https://{REGISTRY_ADDR}/v2/{repo}/manifests/{tag}", check=False, quiet=True)
+    return res.returncode == 0
+
+
+# --- hosts --------------------------------------------------------------------------------------
+
+def host_ip(i: int) -> str:
+    return f"172.29.0.{10 + i}"
+
+
+def up(args) -> None:
+    built = images()
+    registry(built=built)
+    sec = lab_secrets()
+    suites = args.suites.split(",")
+    wanted = {f"{HOST_PREFIX}{i}": (i, suites[(i - 1) % len(suites)]) for i in range(1, args.n + 1)}
+    for name, (i, suite) in wanted.items():
+        image = built[f"host:{suite}"]
+        if exists("container", name):
+            cur = docker("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", name, capture=True).stdout.split()
+            if cur == [image, "true"]:
+                continue
+            docker("rm", "-f", "-v", name, quiet=True)
+        log(f"starting {name} (Debian {SUITES[suite]}, {host_ip(i)})")
+        docker("run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--ip", host_ip(i),
+               "--label", "owlat-lab=host", *HOST_RUN_FLAGS,
+               "-v", f"{sec['key']}.pub:/root/.ssh/authorized_keys:ro",
+               "-v", "/var/lib/docker", image, quiet=True)
+    if not args.keep_extra:
+        for name in lab_hosts():
+            if name not in wanted:
+                log(f"removing {name}")
+                docker("rm", "-f", "-v", name, quiet=True)
+    write_inventory(wanted, sec)
+    wait_ssh(wanted, sec)
+    log(f"{len(wanted)} host(s) up; inventory: {STATE / 'inventory.yml'}")
+
+
+def lab_hosts() -> list[str]:
+    out = docker("ps", "-a", "--filter", "label=owlat-lab=host", "--format", "{{.Names}}", capture=True).stdout
+    return sorted(out.split())
+
+
+def write_inventory(hosts: dict, sec: dict) -> None:
+    lines = [
+        "# Written by lab/lab.py: the lab fleet. Do not edit; run `lab/lab.py up` again.",
+        "all:",
+        "  vars:",
+        "    ansible_user: root",
+        f"    ansible_ssh_private_key_file: {sec['key']}",
+        "    ansible_ssh_common_args: >-",
+        "      -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR",
+        "    ansible_python_interpreter: /usr/bin/python3",
+        f"    owlat_lab_registry: {REGISTRY_ADDR}",
+        f"    owlat_lab_registry_ca_file: {sec['ca']}",
+        f"    owlat_lab_registry_password_file: {STATE / 'registry-password'}",
+        "  children:",
+        "    owlat_hosts:",
+        "      hosts:",
+    ]
+    for name, (i, _suite) in hosts.items():
+        lines += [f"        {name}:", f"          ansible_host: {host_ip(i)}"]
+    (STATE / "inventory.yml").write_text("\n".join(lines) + "\n")
+
+
+def wait_ssh(hosts: dict, sec: dict) -> None:
+    deadline = time.time() + 90
+    pending = dict(hosts)
+    while pending and time.time() < deadline:
+        for name, (i, _s) in list(pending.items()):
+            res = run("ssh", "-i", str(sec["key"]), "-o", "BatchMode=yes", "-o", "ConnectTimeout=2",
+                      "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+                      f"root@{host_ip(i)}", "systemctl is-system-running --wait >/dev/null; true",
+                      check=False, quiet=True)
+            if res.returncode == 0:
+                del pending[name]
+        if pending:
+            time.sleep(1)
+    if pending:
+        sys.exit(f"lab: no SSH on {', '.join(pending)} after 90 s; see `docker logs <host>`")
+
+
+def down(args) -> None:
+    for name in lab_hosts():
+        docker("rm", "-f", "-v", name, quiet=True)
+        log(f"removed {name}")
+    if args.all:
+        for name in (REGISTRY_NAME,):
+            if exists("container", name):
+                docker("rm", "-f", name, quiet=True)
+        docker("volume", "rm", "-f", "owlat-lab-registry-data", quiet=True, check=False)
+        if exists("network", NETWORK):
+            docker("network", "rm", NETWORK, quiet=True, check=False)
+        (STATE / "pushed.json").unlink(missing_ok=True)
+        log("registry, network and volumes removed (images and caches kept)")
+
+
+def status(_args=None) -> None:
+    docker("ps", "-a", "--filter", "label=owlat-lab=host", "--filter", f"name={REGISTRY_NAME}",
+           "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("engine").set_defaults(fn=engine)
+    sub.add_parser("images").set_defaults(fn=images)
+    sub.add_parser("registry").set_defaults(fn=registry)
+    u = sub.add_parser("up")
+    u.add_argument("-n", type=int, default=int(os.environ.get("LAB_HOSTS", "3")), help="number of hosts")
+    u.add_argument("--suites", default=os.environ.get("LAB_SUITES", "trixie"),
+                   help="comma-separated Debian suites, assigned round-robin (trixie,bookworm)")
+    u.add_argument("--keep-extra", action="store_true", help="keep hosts beyond N")
+    u.set_defaults(fn=up)
+    d = sub.add_parser("down")
+    d.add_argument("--all", action="store_true")
+    d.set_defaults(fn=down)
+    sub.add_parser("status").set_defaults(fn=status)
+    args = p.parse_args()
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()
