@@ -16,7 +16,7 @@ description:
     the current value. A null value removes the key.
   - An existing file that is not valid JSON is never overwritten; the module fails and says why.
 author:
-  - owlat.selfhost contributors
+  - owlat.selfhost maintainers (@owlat)
 options:
   path:
     description: Path of the daemon configuration file.
@@ -38,8 +38,10 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Reports what would change and writes nothing.
   diff_mode:
     support: full
+    description: Shows the file before and after the merge.
   idempotent:
     support: full
     description: The file is written only when the merged configuration differs from the current one.
