@@ -215,14 +215,11 @@ def registry(_args=None, built: dict | None = None) -> None:
         line = docker("run", "--rm", "--entrypoint", "htpasswd", built["registry"], "-Bbn", REGISTRY_USER,
                       sec["password"], capture=True).stdout.strip()
         htpasswd.write_text(line + "\n")
-    if exists("container", REGISTRY_NAME):
-        current = docker("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", REGISTRY_NAME,
-                         capture=True).stdout.split()
-        if current != [built["registry"], "true"]:
-            docker("rm", "-f", REGISTRY_NAME, quiet=True)
+    if exists("container", REGISTRY_NAME) and not current(REGISTRY_NAME, built["registry"]):
+        docker("rm", "-f", REGISTRY_NAME, quiet=True)
     if not exists("container", REGISTRY_NAME):
         log(f"starting the lab registry {REGISTRY_ADDR}")
-        docker("run", "-d", "--name", REGISTRY_NAME, "--restart", "unless-stopped",
+        docker("run", "-d", "--name", REGISTRY_NAME, "--restart", "unless-stopped", "--label", f"owlat-lab.state={STATE}",
                "--network", NETWORK, "--network-alias", REGISTRY_HOST,
                "-p", f"{REGISTRY_LOCAL}:{REGISTRY_PORT}",
                "-v", f"{STATE / 'pki'}:/certs:ro", "-v", f"{auth}:/auth:ro",
@@ -272,13 +269,12 @@ def up(args) -> None:
     for name, (i, suite) in wanted.items():
         image = built[f"host:{suite}"]
         if exists("container", name):
-            cur = docker("inspect", "-f", "{{.Config.Image}} {{.State.Running}}", name, capture=True).stdout.split()
-            if cur == [image, "true"]:
+            if current(name, image):
                 continue
             docker("rm", "-f", "-v", name, quiet=True)
         log(f"starting {name} (Debian {SUITES[suite]}, {host_ip(i)})")
         docker("run", "-d", "--name", name, "--hostname", name, "--network", NETWORK, "--ip", host_ip(i),
-               "--label", "owlat-lab=host", *HOST_RUN_FLAGS,
+               "--label", "owlat-lab=host", "--label", f"owlat-lab.state={STATE}", *HOST_RUN_FLAGS,
                "-v", f"{sec['key']}.pub:/root/.ssh/authorized_keys:ro",
                "-v", "/var/lib/docker", image, quiet=True)
     if not args.keep_extra:
@@ -289,6 +285,12 @@ def up(args) -> None:
     write_inventory(wanted, sec)
     wait_ssh(wanted, sec)
     log(f"{len(wanted)} host(s) up; inventory: {STATE / 'inventory.yml'}")
+
+
+def current(name: str, image: str) -> bool:
+    """Is this container running the wanted image, with this checkout's lab state (keys, CA)?"""
+    fmt = '{{.Config.Image}} {{.State.Running}} {{index .Config.Labels "owlat-lab.state"}}'
+    return docker("inspect", "-f", fmt, name, capture=True).stdout.split() == [image, "true", str(STATE)]
 
 
 def lab_hosts() -> list[str]:
