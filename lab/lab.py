@@ -21,12 +21,12 @@ import json
 import os
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
 STATE = pathlib.Path(os.environ.get("OWLAT_LAB_STATE", HERE / ".state"))
 CACHE = pathlib.Path(os.environ.get("OWLAT_LAB_CACHE", "/var/cache/owlat-lab"))
 MIRROR = os.environ.get("OWLAT_LAB_MIRROR", "http://deb.debian.org/debian")
@@ -45,8 +45,12 @@ BASE_PACKAGES = ["ca-certificates", "python3"]
 HOST_PACKAGES = BASE_PACKAGES + [
     "systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "sudo", "procps", "curl",
 ]
-# Images pushed to the lab registry: local tag -> repository:tag in the registry.
-PUSHED = {"owlat-lab/busybox": "lab/busybox:1"}
+# Catalog image keys -> the lab image (lab/images/<name>) or contract double (tests/doubles/<name>).
+LAB_SERVICES = {
+    "redis": "redis", "caddy": "caddy", "clamav": "clamav",
+    "convex_backend": "convex-backend", "convex_dashboard": "convex-dashboard", "web": "web",
+    "mta": "mta", "convex_deploy": "convex-deploy",
+}
 
 # The flags lab.md measured: systemd as PID 1 and Docker inside, without --privileged.
 HOST_RUN_FLAGS = [
@@ -140,17 +144,41 @@ def base_image(suite: str, packages: list[str], flavour: str) -> str:
     return tag
 
 
-def build(name: str, context: pathlib.Path, base: str) -> str:
-    tag = f"{name}:{digest(base, context)}"
+def build(name: str, context: pathlib.Path, base: str, dockerfile: pathlib.Path | None = None,
+          args: dict | None = None, inputs: tuple = ()) -> str:
+    """Build once per content: the tag is a hash of the base, the build inputs and the build args."""
+    args = dict(args or {}, BASE=base)
+    tag = f"{name}:{digest(*sorted(f'{k}={v}' for k, v in args.items()), *(inputs or (context,)))}"
     if not exists("image", tag):
         log(f"building {tag}")
-        docker("build", "-q", "--build-arg", f"BASE={base}", "-t", tag, str(context), quiet=True)
+        cmd = ["build", "-q", "-t", tag]
+        for k, v in args.items():
+            cmd += ["--build-arg", f"{k}={v}"]
+        if dockerfile:
+            cmd += ["-f", str(dockerfile)]
+        docker(*cmd, str(context), quiet=True)
     return tag
 
 
 def alias(tag: str, name: str) -> None:
     """Point a stable name (used by Molecule and the scripts) at the content-hashed tag."""
     docker("tag", tag, name)
+
+
+def catalog() -> dict:
+    """The collection's release catalog: which image references the lab must serve."""
+    import yaml  # from the project's virtualenv (PyYAML comes with ansible-core)
+
+    data = yaml.safe_load((ROOT / "roles/stack/vars/main.yml").read_text())
+    return data["owlat_stack_release_catalog"]
+
+
+def mirror_path(ref: str) -> str:
+    """ghcr.io/a/b:t -> a/b:t, redis:7 -> library/redis:7: where the collection looks in a mirror."""
+    sys.path.insert(0, str(ROOT / ".collections"))
+    from ansible_collections.owlat.selfhost.plugins.filter.image_mirror import image_mirror
+
+    return image_mirror(ref, "mirror", keep_digest=False).split("/", 1)[1]
 
 
 def images(_args=None) -> dict[str, str]:
@@ -160,12 +188,41 @@ def images(_args=None) -> dict[str, str]:
         base = base_image(suite, HOST_PACKAGES, "host")
         built[f"host:{suite}"] = build("owlat-lab/host", HERE / "images/host", base)
         alias(built[f"host:{suite}"], f"owlat-lab/host:{suite}")
+        # Docker preinstalled: for the scenarios that do not test the Docker install itself.
+        built[f"host-docker:{suite}"] = build("owlat-lab/host-docker", HERE / "images/host-docker",
+                                              built[f"host:{suite}"])
+        alias(built[f"host-docker:{suite}"], f"owlat-lab/host-docker:{suite}")
     base = base_image("trixie", BASE_PACKAGES, "base")
+    alias(base, "owlat-lab/base:trixie")
     for name in ("registry", "busybox"):
         built[name] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
         alias(built[name], f"owlat-lab/{name}:latest")
     log("images ready: " + ", ".join(sorted(built)))
     return built
+
+
+def service_images(base: str) -> dict[str, str]:
+    """Every image reference of every catalog release, built here: real Debian components
+    for redis/caddy/clamav, contract doubles (tests/doubles) for the rest. remote path -> local tag."""
+    doubles = ROOT / "tests/doubles"
+    out = {}
+    for version, release in catalog().items():
+        for key, ref in release["images"].items():
+            remote = mirror_path(ref)
+            if remote in out:
+                continue
+            name = LAB_SERVICES[key]
+            tag_version = remote.rsplit(":", 1)[1]
+            if (HERE / "images" / name).is_dir():
+                out[remote] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
+            elif (doubles / name / "Dockerfile").is_file():
+                out[remote] = build(f"owlat-lab/double-{name}", doubles, base,
+                                    dockerfile=doubles / name / "Dockerfile",
+                                    args={"DOUBLE_VERSION": tag_version},
+                                    inputs=(doubles / "common", doubles / name))
+            else:
+                log(f"warning: no lab image for {key} ({ref}) of release {version}")
+    return out
 
 
 # --- registry -----------------------------------------------------------------------------------
@@ -224,18 +281,21 @@ def registry(_args=None, built: dict | None = None) -> None:
                "-p", f"{REGISTRY_LOCAL}:{REGISTRY_PORT}",
                "-v", f"{STATE / 'pki'}:/certs:ro", "-v", f"{auth}:/auth:ro",
                "-v", "owlat-lab-registry-data:/var/lib/docker-registry", built["registry"], quiet=True)
-    for _ in range(60):
-        try:
-            with socket.create_connection(("127.0.0.1", REGISTRY_PORT), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
+    # docker-proxy accepts TCP before the registry serves: wait for a real answer (401 without login).
+    for _ in range(120):
+        res = run("curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", f"https://{REGISTRY_LOCAL}/v2/",
+                  check=False, capture=True)
+        if res.stdout.strip() == "401":
+            break
+        time.sleep(0.5)
+    else:
+        sys.exit(f"lab: the registry does not answer; see `docker logs {REGISTRY_NAME}`")
     docker("login", "-u", REGISTRY_USER, "--password-stdin", REGISTRY_LOCAL,
            stdin=open(STATE / "registry-password"), quiet=True)  # noqa: SIM115
     pushed_file = STATE / "pushed.json"
     pushed = json.loads(pushed_file.read_text()) if pushed_file.exists() else {}
-    for local, remote in PUSHED.items():
-        src = built[local.split("/", 1)[1]]
+    wanted = {"lab/busybox:1": built["busybox"], **service_images(docker_base())}
+    for remote, src in wanted.items():
         if pushed.get(remote) == src and registry_has(remote, sec["password"]):
             continue
         log(f"pushing {remote}")
@@ -245,8 +305,12 @@ def registry(_args=None, built: dict | None = None) -> None:
     pushed_file.write_text(json.dumps(pushed, indent=1))
 
 
+def docker_base() -> str:
+    return base_image("trixie", BASE_PACKAGES, "base")
+
+
 def registry_has(ref: str, password: str) -> bool:
-    repo, tag = ref.split(":")
+    repo, tag = ref.rsplit(":", 1)
     res = run("curl", "-sf", "-o", "/dev/null", "--cacert", str(STATE / "pki/ca.crt"),
               "--resolve", f"{REGISTRY_HOST}:{REGISTRY_PORT}:127.0.0.1", "-u", f"{REGISTRY_USER}:{password}",
               "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json",
@@ -315,6 +379,15 @@ def write_inventory(hosts: dict, sec: dict) -> None:
         f"        username: {REGISTRY_USER}",
         f"        password: \"{{{{ lookup('ansible.builtin.file', '{STATE / 'registry-password'}') }}}}\"",
         f"        ca_cert: \"{{{{ lookup('ansible.builtin.file', '{sec['ca']}') }}}}\"",
+        "    # The stack pulls every image through the lab registry (a mirror of the upstream names);",
+        "    # the lab's doubles are not the upstream builds, so upstream digests cannot apply.",
+        f"    owlat_stack_registry_mirror: {REGISTRY_ADDR}",
+        "    owlat_stack_registry_mirror_keep_digests: false",
+        "    owlat_stack_app_hostname: app.{{ inventory_hostname }}.owlat.test",
+        "    owlat_stack_api_hostname: api.{{ inventory_hostname }}.owlat.test",
+        "    owlat_stack_actions_hostname: actions.{{ inventory_hostname }}.owlat.test",
+        "    owlat_stack_email_domain: \"{{ inventory_hostname }}.owlat.test\"",
+        "    owlat_proxy_tls: internal",
         "  children:",
         "    owlat_hosts:",
         "      hosts:",

@@ -1,0 +1,230 @@
+"""Verify a deployed stack as its users would: from outside the host over HTTPS and SMTP, and the
+operator's promises on the host (secrets, hardening, published ports)."""
+
+import json
+import re
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+STACK = "owlat"
+CONF = f"/etc/owlat/{STACK}"
+CA = f"/var/lib/docker/volumes/{STACK}-caddy-data/_data/caddy/pki/authorities/local/root.crt"
+
+
+@pytest.fixture(scope="module")
+def names(host):
+    name = host.backend.get_hostname()
+    return {
+        "host": name,
+        "app": f"app.{name}.owlat.test",
+        "api": f"api.{name}.owlat.test",
+        "actions": f"actions.{name}.owlat.test",
+        "ehlo": f"mail.{name}.owlat.test",
+    }
+
+
+@pytest.fixture(scope="module")
+def address(names):
+    """The lab host's address on the lab network, as seen from this machine."""
+    out = subprocess.check_output(
+        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', names["host"]],
+        text=True,
+    )
+    return out.strip()
+
+
+@pytest.fixture(scope="module")
+def tls(host):
+    ctx = ssl.create_default_context(cadata=host.file(CA).content_string)
+    return ctx
+
+
+def https_get(address, ctx, hostname, path):
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    if b"transfer-encoding: chunked" in head.lower():
+        decoded, rest = b"", body
+        while rest:
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line, 16)
+            if size == 0:
+                break
+            decoded, rest = decoded + rest[:size], rest[size + 2:]
+        body = decoded
+    return status, body.decode()
+
+
+def test_web_app_over_https(address, tls, names):
+    status, body = https_get(address, tls, names["app"], "/api/instance-info")
+    assert status == 200
+    info = json.loads(body)
+    assert info["siteUrl"] == f"https://{names['app']}"
+    assert info["convexUrl"] == f"https://{names['api']}"
+    assert info["convexSiteUrl"] == f"https://{names['actions']}"
+    assert info["deploymentMode"] == "selfhost"
+
+
+def test_convex_api_over_https(address, tls, names):
+    status, _ = https_get(address, tls, names["api"], "/version")
+    assert status == 200
+
+
+def test_http_actions_over_https(address, tls, names):
+    status, body = https_get(address, tls, names["actions"], "/api/v1/health")
+    assert status == 200
+    assert json.loads(body)["status"] == "ok"
+
+
+def test_certificate_names_the_host(address, tls, names):
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with tls.wrap_socket(raw, server_hostname=names["api"]) as s:
+            sans = [v for k, v in s.getpeercert()["subjectAltName"] if k == "DNS"]
+    assert names["api"] in sans
+
+
+def test_smtp_banner_from_outside(address, names):
+    with socket.create_connection((address, 25), timeout=10) as s:
+        banner = s.recv(512).decode()
+    assert banner.startswith(f"220 {names['ehlo']} Owlat MTA Bounce Processor")
+
+
+@pytest.mark.parametrize("port", [3210, 3211, 3000, 3100, 6379, 6791, 3310])
+def test_internal_ports_not_reachable_from_outside(address, port):
+    with pytest.raises(OSError):
+        socket.create_connection((address, port), timeout=3).close()
+
+
+def test_only_caddy_and_smtp_are_published(host):
+    published = set()
+    for line in host.check_output("docker ps --format '{{.Names}} {{.Ports}}'").splitlines():
+        name, _, ports = line.partition(" ")
+        for hostport in re.findall(r"([0-9.:\[\]]+):(\d+)->", ports):
+            published.add((name, hostport[1]))
+    assert published == {(f"{STACK}-caddy", "80"), (f"{STACK}-caddy", "443"), (f"{STACK}-mta", "25")}
+
+
+def test_secrets_root_only_in_exact_formats(host):
+    f = host.file(f"{CONF}/secrets.env")
+    assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
+    assert host.file(CONF).mode == 0o700
+    values = dict(line.split("=", 1) for line in f.content_string.splitlines() if "=" in line)
+    assert re.fullmatch(r"[0-9a-f]{64}", values["INSTANCE_SECRET"])
+    assert re.fullmatch(r"[0-9a-f]{64}", values["MTA_SECRET"])
+    assert re.fullmatch(r"mta_[A-Za-z0-9]{40}", values["MTA_API_KEY"])
+    assert re.fullmatch(r"whsec_[A-Za-z0-9]{40}", values["MTA_WEBHOOK_SECRET"])
+    assert re.fullmatch(r"[A-Za-z0-9]{40}", values["BOUNCE_VERP_KEY"])
+    assert re.fullmatch(r"[A-Za-z0-9]{32}", values["REDIS_PASSWORD"])
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", values["BETTER_AUTH_SECRET"])
+
+
+def test_secrets_did_not_change_on_the_second_run(host):
+    first = host.file("/root/secrets.first.sha256").content_string.split()[0]
+    assert host.check_output(f"sha256sum {CONF}/secrets.env").split()[0] == first
+
+
+def convex_ip(host):
+    return host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s-net\").IPAddress}}' %s-convex" % (STACK, STACK)
+    )
+
+
+def test_admin_key_is_valid_and_root_only(host):
+    f = host.file(f"{CONF}/convex-admin-key.env")
+    assert f.mode == 0o600
+    key = f.content_string.strip().split("=", 1)[1]
+    assert key.startswith("convex-self-hosted|")
+    code = host.check_output(
+        f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Convex {key}' "
+        f"http://{convex_ip(host)}:3210/api/check_admin_key"
+    )
+    assert code == "200"
+
+
+def test_deployment_env_pushed(host):
+    key = host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
+    out = host.check_output(
+        f"curl -sf -H 'Authorization: Convex {key}' http://{convex_ip(host)}:3210/api/v1/list_environment_variables"
+    )
+    env = json.loads(out)["environmentVariables"]
+    assert env["EMAIL_PROVIDER"] == "mta"
+    assert env["MTA_API_URL"] == "http://mta:3100"
+    assert "CONVEX_SITE_URL" not in env
+    secrets = dict(
+        line.split("=", 1) for line in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in line
+    )
+    assert env["INSTANCE_SECRET"] == secrets["INSTANCE_SECRET"]
+
+
+def test_first_admin_exists_once(host):
+    out = host.check_output(
+        f"curl -sf -X POST -H 'Content-Type: application/json' "
+        f"-d '{{\"path\": \"users:count\", \"args\": {{}}, \"format\": \"json\"}}' "
+        f"http://{convex_ip(host)}:3210/api/query"
+    )
+    assert json.loads(out)["value"] == 1
+
+
+def inspect(host, name):
+    return json.loads(host.check_output(f"docker inspect {STACK}-{name}"))[0]
+
+
+def test_convex_container_settings(host):
+    c = inspect(host, "convex")
+    assert c["Config"]["StopSignal"] == "SIGINT"
+    env = dict(e.split("=", 1) for e in c["Config"]["Env"])
+    assert env["DOCUMENT_RETENTION_DELAY"] == "172800"
+    assert env["DISABLE_METRICS_ENDPOINT"] == "true"
+    assert env["APPLICATION_MAX_CONCURRENT_QUERIES"] == "16"
+    # Any non-empty value turns these on: they must be absent unless wanted.
+    assert "DISABLE_BEACON" not in env and "DO_NOT_REQUIRE_SSL" not in env
+    assert c["HostConfig"]["Memory"] > 0
+
+
+def test_web_is_hardened(host):
+    c = inspect(host, "web")
+    assert c["HostConfig"]["ReadonlyRootfs"] is True
+    assert "/tmp" in c["HostConfig"]["Tmpfs"]
+    assert c["HostConfig"]["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in c["HostConfig"]["SecurityOpt"]
+
+
+def test_no_container_gets_the_docker_socket(host):
+    for name in host.check_output("docker ps --format '{{.Names}}'").split():
+        mounts = json.loads(host.check_output(f"docker inspect -f '{{{{json .Mounts}}}}' {name}"))
+        assert not any("docker.sock" in m.get("Source", "") for m in mounts), name
+
+
+def test_redis_requires_its_password_and_keeps_aof(host):
+    out = host.run(f"docker exec {STACK}-redis redis-cli ping")
+    assert "NOAUTH" in out.stdout + out.stderr
+    c = inspect(host, "redis")
+    assert c["Config"]["User"] == "999:999"
+    password = host.file(f"{CONF}/redis.conf").content_string.split("requirepass ", 1)[1].split()[0]
+    assert password not in json.dumps(c)  # never in the container definition
+    aof = host.check_output(
+        f"docker exec {STACK}-redis redis-cli --no-auth-warning -a {password} config get appendonly"
+    )
+    assert aof.split() == ["appendonly", "yes"]
+
+
+def test_mta_reports_redis_connected(host):
+    ip = host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s-net\").IPAddress}}' %s-mta" % (STACK, STACK)
+    )
+    health = json.loads(host.check_output(f"curl -sf http://{ip}:3100/health"))
+    assert health["redis"] == "connected"
+    assert health["worker"]["alive"] is True
+
+
+def test_deploy_record_for_upgrades(host):
+    record = json.loads(host.file(f"/etc/ansible/facts.d/owlat_{STACK}.fact").content_string)
+    assert record["release"] == record["functions_release"] == "0.4.4"

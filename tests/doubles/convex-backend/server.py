@@ -1,0 +1,825 @@
+# TEST DOUBLE of ghcr.io/get-convex/convex-backend: follows contracts.md; not the real product.
+"""Stand-in for the self-hosted Convex backend, written from /work/shared/design/contracts.md.
+
+Port 3210: admin API, env vars, query/mutation, deploy, export/import. Port 3211: every request <path>
+is served as 3210 /http<path> (HTTP actions; Owlat's routes exist only after a functions deploy).
+Python standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import zipfile
+from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
+
+import adminkey  # noqa: E402
+from doublelib import (  # noqa: E402
+    JsonHandler,
+    Stopper,
+    ThreadingServer,
+    data_dir,
+    double_ports,
+    env_flag,
+    fail,
+    iso_now,
+    log,
+    serve,
+    shutdown_all,
+)
+
+C = "convex-backend"
+DB_METADATA_VERSION = int(os.environ.get("DOUBLE_DB_METADATA_VERSION") or 121)
+OLDEST_MIGRATABLE = 117  # databases at 116 or older cannot be migrated in place
+VERSION_TEXT = "unknown"  # what stock images answer on /version
+ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
+ENV_NAME_MAX = 256
+ENV_VALUE_MAX = 8 * 1024
+ENV_MAX_VARS = 512
+BUILTIN_ENV = ("CONVEX_SITE_URL", "CONVEX_CLOUD_URL")
+TABLE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
+PASSWORD_HASH_RE = re.compile(r"^[0-9a-f]{32}:[0-9a-f]{128}$")
+ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id() -> str:
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(32))
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class FunctionError(Exception):
+    """An error inside a Convex function: HTTP 200 with status "error"."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# configuration from the container environment
+# ---------------------------------------------------------------------------------------------------
+class Config:
+    def __init__(self):
+        self.data = data_dir("/convex/data")
+        self.cred_dir = os.path.join(self.data, "credentials")
+        self.ports = double_ports([3210, 3211])  # PORT is ignored, as upstream
+        self.fail_health = env_flag("DOUBLE_FAIL_HEALTH")
+        self.revision = os.environ.get("DOUBLE_VERSION") or "unknown"
+        # Traps: any non-empty value switches these ON ("false" included).
+        self.disable_beacon = bool(os.environ.get("DISABLE_BEACON"))
+        self.redact_logs = bool(os.environ.get("REDACT_LOGS_TO_CLIENT"))
+        self.no_ssl = bool(os.environ.get("DO_NOT_REQUIRE_SSL"))
+        raw_metrics = os.environ.get("DISABLE_METRICS_ENDPOINT")
+        self.metrics_raw = raw_metrics
+        self.metrics_enabled = raw_metrics == "false"
+        self.cloud_origin = os.environ.get("CONVEX_CLOUD_ORIGIN") or f"http://127.0.0.1:{self.ports[0]}"
+        self.site_origin = os.environ.get("CONVEX_SITE_ORIGIN") or f"http://127.0.0.1:{self.ports[1]}"
+        self.ints = {}
+        for name, default in (
+            ("DOCUMENT_RETENTION_DELAY", 14 * 24 * 3600),
+            ("APPLICATION_MAX_CONCURRENT_QUERIES", 64),
+            ("APPLICATION_MAX_CONCURRENT_MUTATIONS", 64),
+            ("APPLICATION_MAX_CONCURRENT_V8_ACTIONS", 64),
+            ("APPLICATION_MAX_CONCURRENT_NODE_ACTIONS", 64),
+        ):
+            raw = os.environ.get(name)
+            if raw is None or raw == "":
+                self.ints[name] = default
+                continue
+            if not re.fullmatch(r"[0-9]+", raw):
+                fail(C, f"{name}={raw!r} is not a non-negative integer")
+            self.ints[name] = int(raw)
+
+    def report(self):
+        log(C, f"revision {self.revision} (test double); data directory {self.data}")
+        b = os.environ.get("DISABLE_BEACON")
+        log(C, f"beacon disabled (DISABLE_BEACON={b!r} is non-empty)" if self.disable_beacon
+            else "beacon enabled: would send anonymous usage data (the double sends nothing)")
+        if self.redact_logs:
+            log(C, f"redacting logs to client (REDACT_LOGS_TO_CLIENT={os.environ['REDACT_LOGS_TO_CLIENT']!r} is non-empty)")
+        if self.no_ssl:
+            log(C, f"SSL not required for database connections (DO_NOT_REQUIRE_SSL={os.environ['DO_NOT_REQUIRE_SSL']!r} is non-empty)")
+        if self.metrics_raw not in (None, "true", "false"):
+            log(C, f"DISABLE_METRICS_ENDPOINT={self.metrics_raw!r} is not true/false: metrics endpoint stays disabled", "WARN")
+        log(C, "metrics endpoint enabled on /metrics" if self.metrics_enabled else "metrics endpoint disabled")
+        for url_var in ("POSTGRES_URL", "MYSQL_URL"):
+            if os.environ.get(url_var):
+                log(C, f"{url_var} is set: the double still keeps everything in SQLite", "WARN")
+        log(C, f"cloud origin {self.cloud_origin}, site origin {self.site_origin}")
+        log(C, "document retention delay %ss; concurrency queries=%s mutations=%s v8_actions=%s node_actions=%s" % (
+            self.ints["DOCUMENT_RETENTION_DELAY"], self.ints["APPLICATION_MAX_CONCURRENT_QUERIES"],
+            self.ints["APPLICATION_MAX_CONCURRENT_MUTATIONS"], self.ints["APPLICATION_MAX_CONCURRENT_V8_ACTIONS"],
+            self.ints["APPLICATION_MAX_CONCURRENT_NODE_ACTIONS"]))
+
+
+def load_credentials(cfg: Config) -> tuple[str, str]:
+    """INSTANCE_NAME / INSTANCE_SECRET: env, else credential files, else generated; written back."""
+    name, secret, name_src, secret_src = adminkey.read_credentials(cfg.cred_dir)
+    if name is None:
+        name, name_src = adminkey.DEFAULT_INSTANCE_NAME, "default"
+    if secret is None:
+        secret, secret_src = secrets.token_hex(32), "generated"
+    try:
+        adminkey.check_name(name)
+        adminkey.check_secret(secret)
+    except adminkey.CredentialError as exc:
+        where = "the environment" if secret_src == "env" else os.path.join(cfg.cred_dir, "instance_secret")
+        fail(C, f"{exc} (from {where}); refusing to start")
+    os.makedirs(cfg.cred_dir, exist_ok=True)
+    for fname, value in (("instance_name", name), ("instance_secret", secret)):
+        path = os.path.join(cfg.cred_dir, fname)
+        tmp = path + ".tmp"
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as fh:
+            fh.write(value)
+        os.replace(tmp, path)
+    log(C, f"instance name {name!r} ({name_src}); instance secret from {secret_src}; "
+           f"credentials written to {cfg.cred_dir}")
+    return name, secret
+
+
+# ---------------------------------------------------------------------------------------------------
+# storage: one SQLite connection, serialised by a lock
+# ---------------------------------------------------------------------------------------------------
+class Store:
+    def __init__(self, path: str):
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS persistence_globals (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS documents (
+                id TEXT PRIMARY KEY, table_name TEXT NOT NULL, creation_time REAL NOT NULL, json TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS documents_by_table ON documents (table_name, creation_time);
+            CREATE TABLE IF NOT EXISTS environment_variables (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+            """
+        )
+
+    def close(self):
+        with self.lock:
+            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.conn.close()
+
+    # globals
+    def get(self, key: str, default=None):
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM persistence_globals WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def put(self, key: str, value) -> None:
+        with self.lock:
+            self.conn.execute("INSERT OR REPLACE INTO persistence_globals (key, value) VALUES (?, ?)",
+                              (key, json.dumps(value)))
+
+    # documents
+    def insert(self, table: str, doc: dict, doc_id: str | None = None, ctime: float | None = None) -> str:
+        doc_id = doc_id or new_id()
+        ctime = ctime if ctime is not None else time.time() * 1000.0
+        body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+        with self.lock:
+            self.conn.execute("INSERT INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?)",
+                              (doc_id, table, ctime, json.dumps(body)))
+        return doc_id
+
+    def list(self, table: str) -> list[dict]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT id, creation_time, json FROM documents WHERE table_name=? ORDER BY creation_time, id",
+                (table,)).fetchall()
+        return [dict(json.loads(j), _id=i, _creationTime=t) for i, t, j in rows]
+
+    def get_doc(self, doc_id: str) -> dict | None:
+        with self.lock:
+            row = self.conn.execute("SELECT id, creation_time, json FROM documents WHERE id=?", (doc_id,)).fetchone()
+        return dict(json.loads(row[2]), _id=row[0], _creationTime=row[1]) if row else None
+
+    def delete_doc(self, doc_id: str) -> bool:
+        with self.lock:
+            return self.conn.execute("DELETE FROM documents WHERE id=?", (doc_id,)).rowcount > 0
+
+    def count(self, table: str | None = None) -> int:
+        with self.lock:
+            if table is None:
+                return self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            return self.conn.execute("SELECT COUNT(*) FROM documents WHERE table_name=?", (table,)).fetchone()[0]
+
+    def tables(self) -> list[str]:
+        with self.lock:
+            return [r[0] for r in self.conn.execute("SELECT DISTINCT table_name FROM documents ORDER BY 1")]
+
+    # deployment environment variables
+    def env(self) -> dict:
+        with self.lock:
+            return dict(self.conn.execute("SELECT name, value FROM environment_variables ORDER BY name"))
+
+    def apply_env(self, changes: list[tuple[str, str | None]]) -> None:
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                for name, value in changes:
+                    if value is None:
+                        self.conn.execute("DELETE FROM environment_variables WHERE name=?", (name,))
+                    else:
+                        self.conn.execute("INSERT OR REPLACE INTO environment_variables (name, value) VALUES (?, ?)",
+                                          (name, value))
+                self.conn.execute("COMMIT")
+            except Exception:
+                self.conn.execute("ROLLBACK")
+                raise
+
+    def replace_tables(self, tables: dict[str, list[dict]], mode: str) -> int:
+        written = 0
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                if mode == "replaceAll":
+                    self.conn.execute("DELETE FROM documents")
+                for table, docs in tables.items():
+                    if mode == "replace":
+                        self.conn.execute("DELETE FROM documents WHERE table_name=?", (table,))
+                    for doc in docs:
+                        body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+                        self.conn.execute(
+                            "INSERT OR REPLACE INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?)",
+                            (doc.get("_id") or new_id(), table, float(doc.get("_creationTime") or time.time() * 1000),
+                             json.dumps(body)))
+                        written += 1
+                self.conn.execute("COMMIT")
+            except Exception:
+                self.conn.execute("ROLLBACK")
+                raise
+        return written
+
+
+def migrate(store: Store) -> None:
+    current = store.get("db_metadata_version")
+    if current is None:
+        log(C, "initialising a new database")
+        store.put("db_metadata_version", DB_METADATA_VERSION)
+    elif current > DB_METADATA_VERSION:
+        fail(C, f"database metadata version {current} is newer than this backend supports ({DB_METADATA_VERSION}): "
+                "refusing to start; roll back by restoring the pre-upgrade backup")
+    elif current < OLDEST_MIGRATABLE:
+        fail(C, f"database metadata version {current} is too old to migrate in place (versions <= "
+                f"{OLDEST_MIGRATABLE - 1}); export from an older backend and import instead")
+    else:
+        for version in range(current + 1, DB_METADATA_VERSION + 1):
+            store.put("db_metadata_version", version)
+            log(C, f"Migrated {version}")
+    log(C, f"db metadata version up to date at {DB_METADATA_VERSION}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# application
+# ---------------------------------------------------------------------------------------------------
+class Backend:
+    def __init__(self, cfg: Config, name: str, secret: str, store: Store, stopper: Stopper):
+        self.cfg, self.name, self.secret, self.store, self.stopper = cfg, name, secret, store, stopper
+        self.started = time.time()
+        self.pushes: dict[str, dict] = {}
+        self.push_lock = threading.Lock()
+        self.export_lock = threading.Lock()
+        self.imports: dict[str, dict] = {}
+        self.uploads: dict[str, dict] = {}
+        self.lease = secrets.token_hex(16)
+        self.fatal: str | None = None
+        store.put("lease_owner", self.lease)
+
+    # -- lease: two backends on one database -> the older one shuts down -----------------------------
+    def watch_lease(self):
+        while not self.stopper.event.wait(1.0):
+            try:
+                owner = self.store.get("lease_owner")
+            except sqlite3.Error:
+                continue
+            if owner != self.lease:
+                self.fatal = "lease lost: another backend took over this database; shutting down"
+                log(C, self.fatal, "ERROR")
+                self.stopper.stop("lease lost")
+                return
+
+    @property
+    def deployed(self) -> dict | None:
+        return self.store.get("functions")
+
+    # -- admin authentication ---------------------------------------------------------------------
+    def check_admin(self, header: str | None) -> None:
+        if not header:
+            raise ApiError(403, "BadDeployKey", "Missing admin key: send 'Authorization: Convex <admin key>'")
+        scheme, _, key = header.strip().partition(" ")
+        if scheme != "Convex" or adminkey.verify(key.strip(), self.name, self.secret) is None:
+            raise ApiError(401, "BadAdminKey", "The provided admin key was invalid for this instance")
+
+
+class Handler(JsonHandler):
+    component = C
+    quiet_paths = ("/version",)
+    http_actions_only = False  # the 3211 listener sets this
+
+    def dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query)
+        if self.http_actions_only:
+            path = "/http" + path
+        try:
+            if path == "/http" or path.startswith("/http/"):
+                return self.http_action(method, path[len("/http"):] or "/")
+            return self.api(method, path, query)
+        except ApiError as exc:
+            self.send_json(exc.status, {"code": exc.code, "message": exc.message})
+
+    # -------------------------------------------------------------------------------------------
+    def need(self, method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {urlsplit(self.path).path}")
+
+    def admin(self) -> None:
+        self.app.check_admin(self.headers.get("Authorization"))
+
+    def body_json(self) -> dict:
+        try:
+            body = self.read_json()
+        except ValueError as exc:
+            raise ApiError(400, "BadJsonBody", f"Failed to parse the request body: {exc}") from exc
+        if not isinstance(body, dict):
+            raise ApiError(400, "BadJsonBody", "The request body must be a JSON object")
+        return body
+
+    def api(self, method: str, path: str, query: dict) -> None:
+        app: Backend = self.app
+        if path == "/version":
+            self.need(method, "GET", "HEAD")
+            if app.cfg.fail_health:
+                return self.send_text(503, "unhealthy (DOUBLE_FAIL_HEALTH)\n")
+            return self.send_text(200, VERSION_TEXT)
+        if path == "/instance_name":
+            self.need(method, "GET", "HEAD")
+            return self.send_text(200, app.name)
+        if path == "/":
+            self.need(method, "GET", "HEAD")
+            return self.send_text(200, "This Convex deployment is running. See https://docs.convex.dev/.\n")
+        if path == "/metrics":
+            self.need(method, "GET", "HEAD")
+            if not app.cfg.metrics_enabled:
+                raise ApiError(404, "MetricsDisabled", "The metrics endpoint is disabled (DISABLE_METRICS_ENDPOINT)")
+            return self.send_text(200, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
+        if path == "/api/check_admin_key":
+            self.need(method, "GET", "POST")
+            self.admin()
+            return self.send_json(200, {"success": True, "allowedOps": [], "isReadOnly": False})
+        if path in ("/api/update_environment_variables", "/api/v1/update_environment_variables"):
+            self.need(method, "POST")
+            self.admin()
+            return self.update_env()
+        if path in ("/api/list_environment_variables", "/api/v1/list_environment_variables"):
+            self.need(method, "GET")
+            self.admin()
+            return self.send_json(200, {"environmentVariables": app.store.env()})
+        if path in ("/api/query", "/api/mutation", "/api/action", "/api/function"):
+            self.need(method, "POST")
+            return self.run_function(path.rsplit("/", 1)[1])
+        if path == "/api/get_config_hashes" or path.startswith("/api/deploy2/"):
+            self.need(method, "POST")
+            self.admin()
+            return self.deploy_step(path)
+        if path == "/api/export/request/zip":
+            self.need(method, "POST")
+            self.admin()
+            return self.request_export(query)
+        if path.startswith("/api/export/zip/"):
+            self.need(method, "GET")
+            self.admin()
+            return self.download_export(path.rsplit("/", 1)[1])
+        if path.startswith("/api/import") or path == "/api/perform_import":
+            self.need(method, "POST")
+            self.admin()
+            return self.import_step(path, query)
+        raise ApiError(404, "NotFound", f"No route for {method} {path}")
+
+    # -- metrics -------------------------------------------------------------------------------------
+    def metrics(self) -> str:
+        app: Backend = self.app
+        gauges = (
+            ("convex_documents_total", "Documents stored across all tables", app.store.count()),
+            ("convex_tables_total", "Tables holding at least one document", len(app.store.tables())),
+            ("convex_environment_variables_total", "Deployment environment variables", len(app.store.env())),
+            ("convex_functions_deployed", "1 when functions have been deployed", 1 if app.deployed else 0),
+            ("convex_db_metadata_version", "Database metadata version", DB_METADATA_VERSION),
+            ("convex_uptime_seconds", "Seconds since the backend started", round(time.time() - app.started, 3)),
+        )
+        out = []
+        for name, help_text, value in gauges:
+            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+        return "\n".join(out) + "\n"
+
+    # -- deployment environment ----------------------------------------------------------------------
+    def update_env(self) -> None:
+        app: Backend = self.app
+        body = self.body_json()
+        changes = body.get("changes")
+        if not isinstance(changes, list):
+            raise ApiError(400, "BadJsonBody", "Expected {\"changes\": [{\"name\": ..., \"value\": ...}]}")
+        seen, parsed = set(), []
+        for change in changes:
+            if not isinstance(change, dict) or not isinstance(change.get("name"), str):
+                raise ApiError(400, "BadJsonBody", "Each change needs a string \"name\"")
+            name, value = change["name"], change.get("value")
+            if value is not None and not isinstance(value, str):
+                raise ApiError(400, "BadJsonBody", f"Value of {name} must be a string or null")
+            if len(name) > ENV_NAME_MAX:
+                raise ApiError(400, "EnvVarNameTooLong",
+                               f"Environment variable name {name[:40]}... is longer than {ENV_NAME_MAX} characters")
+            if not ENV_NAME_RE.match(name):
+                raise ApiError(400, "EnvVarNameInvalid",
+                               f"Environment variable name {name!r} must match ^[a-zA-Z_]+[a-zA-Z0-9_]*$")
+            if name in BUILTIN_ENV:
+                raise ApiError(400, "EnvVarNameForbidden",
+                               f"Environment variable {name} is built-in and cannot be set or removed")
+            if value is not None and len(value.encode()) > ENV_VALUE_MAX:
+                raise ApiError(400, "EnvVarValueTooLarge",
+                               f"Value of {name} is {len(value.encode())} bytes; the limit is {ENV_VALUE_MAX}")
+            if name in seen:
+                raise ApiError(400, "EnvVarNameNotUnique", f"Environment variable {name} appears twice")
+            seen.add(name)
+            parsed.append((name, value))
+        current = app.store.env()
+        after = dict(current)
+        for name, value in parsed:
+            if value is None:
+                after.pop(name, None)
+            else:
+                after[name] = value
+        if len(after) > ENV_MAX_VARS:
+            raise ApiError(400, "TooManyEnvironmentVariables",
+                           f"A deployment can have at most {ENV_MAX_VARS} environment variables ({len(after)} requested)")
+        app.store.apply_env(parsed)
+        log(C, "environment variables updated: " + ", ".join(
+            f"{'-' if v is None else '+'}{n}" for n, v in parsed) if parsed else "environment variables: no changes")
+        self.send_empty(200)
+
+    # -- functions (query / mutation) ----------------------------------------------------------------
+    def run_function(self, kind: str) -> None:
+        body = self.body_json()
+        path = body.get("path")
+        args = body.get("args", {})
+        if isinstance(args, list):  # the wire format also allows [args]
+            args = args[0] if args else {}
+        if not isinstance(path, str) or not isinstance(args, dict):
+            raise ApiError(400, "BadJsonBody", "Expected {\"path\": string, \"args\": object}")
+        norm = path.replace(".js:", ":")
+        if norm.startswith("_system/"):
+            self.admin()
+        try:
+            value = Functions(self.app).call(kind, norm, args)
+        except FunctionError as exc:
+            return self.send_json(200, {"status": "error", "errorMessage": str(exc), "errorData": None, "logLines": []})
+        self.send_json(200, {"status": "success", "value": value, "logLines": []})
+
+    # -- functions deploy ----------------------------------------------------------------------------
+    def deploy_step(self, path: str) -> None:
+        app: Backend = self.app
+        body = self.body_json()
+        step = path.rsplit("/", 1)[1]
+        if step == "get_config_hashes":
+            fn = app.deployed or {}
+            return self.send_json(200, {"functionsVersion": fn.get("version"), "configHash": fn.get("hash"),
+                                        "moduleHashes": fn.get("modules", []), "deployedAt": fn.get("deployedAt")})
+        if step in ("evaluate_push", "start_push"):
+            version, modules = body.get("functionsVersion"), body.get("modules")
+            if not isinstance(version, str) or not version or len(version) > 64:
+                raise ApiError(400, "InvalidPush", "functionsVersion must be a non-empty string (at most 64 chars)")
+            if not isinstance(modules, list) or not modules or not all(
+                    isinstance(m, dict) and isinstance(m.get("path"), str) and isinstance(m.get("source"), str)
+                    for m in modules):
+                raise ApiError(400, "InvalidModules", "modules must be a non-empty list of {path, source}")
+            mod_hashes = sorted(({"path": m["path"], "sha256": hashlib.sha256(m["source"].encode()).hexdigest()}
+                                 for m in modules), key=lambda m: m["path"])
+            config_hash = hashlib.sha256(json.dumps([version, mod_hashes]).encode()).hexdigest()
+            if step == "evaluate_push":
+                return self.send_json(200, {"configHash": config_hash, "modules": len(mod_hashes),
+                                            "schemaChanged": False})
+            if body.get("configHash") not in (None, config_hash):
+                raise ApiError(400, "ConfigHashMismatch", "configHash does not match the pushed modules")
+            push_id = secrets.token_hex(8)
+            with app.push_lock:
+                app.pushes[push_id] = {"version": version, "hash": config_hash, "modules": mod_hashes,
+                                       "state": "started", "dryRun": bool(body.get("dryRun"))}
+            log(C, f"push {push_id} started: functions version {version} ({len(mod_hashes)} modules)")
+            return self.send_json(200, {"pushId": push_id, "schemaChange": {"state": "pending"}})
+        push_id = body.get("pushId")
+        with app.push_lock:
+            push = app.pushes.get(push_id) if isinstance(push_id, str) else None
+            if push is None:
+                raise ApiError(404, "PushNotFound", f"No push in progress with id {push_id!r}")
+            if step == "wait_for_schema":
+                if push["state"] not in ("started", "schema_ready"):
+                    raise ApiError(400, "PushOutOfOrder", f"wait_for_schema after {push['state']}")
+                push["state"] = "schema_ready"
+                return self.send_json(200, {"type": "complete"})
+            if step == "finish_push":
+                if push["state"] != "schema_ready":
+                    raise ApiError(400, "SchemaNotReady", "Call wait_for_schema before finish_push")
+                previous = app.deployed
+                changed = not previous or previous.get("hash") != push["hash"]
+                if not push["dryRun"]:
+                    app.store.put("functions", {"version": push["version"], "hash": push["hash"],
+                                                "modules": push["modules"], "deployedAt": iso_now()})
+                    app.store.put("deploy_count", (app.store.get("deploy_count") or 0) + 1)
+                push["state"] = "finished"
+                log(C, f"push {push_id} finished: functions version {push['version']} hash {push['hash'][:12]} "
+                       f"({'changed' if changed else 'unchanged'}{', dry run' if push['dryRun'] else ''})")
+                return self.send_json(200, {"functionsVersion": push["version"], "configHash": push["hash"],
+                                            "changed": changed})
+            if step == "report_push_completed":
+                if push["state"] != "finished":
+                    raise ApiError(400, "PushOutOfOrder", "report_push_completed before finish_push")
+                del app.pushes[push_id]
+                log(C, f"push {push_id} reported completed")
+                return self.send_json(200, {})
+        raise ApiError(404, "NotFound", f"No route for POST {path}")
+
+    # -- snapshot export -----------------------------------------------------------------------------
+    def request_export(self, query: dict) -> None:
+        app: Backend = self.app
+        include_storage = (query.get("includeStorage") or ["false"])[0] == "true"
+        with app.export_lock:
+            latest = app.store.get("latest_export")
+            if latest and latest["state"] in ("requested", "in_progress"):
+                raise ApiError(400, "ExportInProgress", "An export is already in progress")
+            start_ts = str(time.time_ns())
+            latest = {"_id": new_id(), "_creationTime": time.time() * 1000, "state": "requested",
+                      "start_ts": start_ts, "format": {"format": "zip", "include_storage": include_storage}}
+            app.store.put("latest_export", latest)
+        threading.Thread(target=self._export, args=(latest,), daemon=True).start()
+        log(C, f"export {start_ts} requested (includeStorage={include_storage})")
+        self.send_empty(200)
+
+    def _export(self, doc: dict) -> None:
+        app: Backend = self.app
+        time.sleep(0.2)
+        doc["state"] = "in_progress"
+        app.store.put("latest_export", doc)
+        try:
+            out_dir = os.path.join(app.cfg.data, "storage", "exports")
+            os.makedirs(out_dir, exist_ok=True)
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("README.md", "# Convex snapshot export (test double)\nOne folder per table, "
+                                         "documents in documents.jsonl. Code and environment variables are not included.\n")
+                tables = app.store.tables()
+                zf.writestr("_tables/documents.jsonl",
+                            "".join(json.dumps({"name": t, "id": i + 10001}) + "\n" for i, t in enumerate(tables)))
+                for table in tables:
+                    zf.writestr(f"{table}/documents.jsonl",
+                                "".join(json.dumps(d) + "\n" for d in app.store.list(table)))
+            time.sleep(0.2)
+            final = os.path.join(out_dir, f"{doc['start_ts']}.zip")
+            with open(final + ".tmp", "wb") as fh:
+                fh.write(buf.getvalue())
+            os.replace(final + ".tmp", final)
+            doc["state"] = "completed"
+            doc["complete_ts"] = str(time.time_ns())
+            log(C, f"export {doc['start_ts']} completed ({len(buf.getvalue())} bytes)")
+        except Exception as exc:
+            doc["state"] = "failed"
+            doc["failure_reason"] = str(exc)
+            log(C, f"export {doc['start_ts']} failed: {exc}", "ERROR")
+        app.store.put("latest_export", doc)
+
+    def download_export(self, ts: str) -> None:
+        app: Backend = self.app
+        latest = app.store.get("latest_export")
+        path = os.path.join(app.cfg.data, "storage", "exports", f"{ts}.zip")
+        if re.fullmatch(r"[0-9]+", ts) and os.path.exists(path):
+            with open(path, "rb") as fh:
+                data = fh.read()
+            return self.send_bytes(200, data, "application/zip", {
+                "Content-Disposition": f'attachment; filename="snapshot_{app.name}_{ts}.zip"'})
+        if latest and latest["start_ts"] == ts:
+            raise ApiError(400, "ExportNotComplete", f"Export {ts} is {latest['state']}")
+        raise ApiError(404, "ExportNotFound", f"No export with timestamp {ts}")
+
+    # -- snapshot import -----------------------------------------------------------------------------
+    @staticmethod
+    def _parse_zip(data: bytes) -> dict[str, list[dict]]:
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile as exc:
+            raise ApiError(400, "InvalidImport", f"Not a zip file: {exc}") from exc
+        tables: dict[str, list[dict]] = {}
+        for name in zf.namelist():
+            parts = name.split("/")
+            if len(parts) == 2 and parts[1] == "documents.jsonl" and not parts[0].startswith("_"):
+                if not TABLE_RE.match(parts[0]):
+                    raise ApiError(400, "InvalidImport", f"Invalid table name {parts[0]!r}")
+                lines = zf.read(name).decode().splitlines()
+                tables[parts[0]] = [json.loads(line) for line in lines if line.strip()]
+        return tables
+
+    def _apply_import(self, data: bytes, fmt: str, mode: str) -> int:
+        app: Backend = self.app
+        if fmt != "zip":
+            raise ApiError(400, "InvalidImport", "The double imports only format=zip")
+        if mode not in ("replaceAll", "replace", "append", "requireEmpty"):
+            raise ApiError(400, "InvalidImport", f"Unknown import mode {mode!r}")
+        tables = self._parse_zip(data)
+        if mode == "requireEmpty" and any(app.store.count(t) for t in tables):
+            raise ApiError(400, "ImportTableNotEmpty", "Tables are not empty (use --replace or --replace-all)")
+        written = app.store.replace_tables(tables, mode)
+        log(C, f"import ({mode}) wrote {written} documents in {len(tables)} tables")
+        return written
+
+    def import_step(self, path: str, query: dict) -> None:
+        app: Backend = self.app
+        q = {k: v[0] for k, v in query.items()}
+        if path == "/api/import":
+            written = self._apply_import(self.read_body(), q.get("format", "zip"), q.get("mode", "requireEmpty"))
+            return self.send_json(200, {"numWritten": written})
+        if path == "/api/import/start_upload":
+            self.read_body()
+            token = secrets.token_hex(12)
+            app.uploads[token] = {}
+            return self.send_json(200, {"uploadToken": token})
+        if path == "/api/import/upload_part":
+            upload = app.uploads.get(q.get("uploadToken", ""))
+            if upload is None or not q.get("partNumber", "").isdigit():
+                raise ApiError(400, "InvalidUpload", "Unknown uploadToken or bad partNumber")
+            part_token = secrets.token_hex(8)
+            upload[part_token] = (int(q["partNumber"]), self.read_body())
+            return self.send_json(200, part_token)
+        if path == "/api/import/finish_upload":
+            body = self.body_json()
+            upload = app.uploads.pop(body.get("uploadToken", ""), None)
+            parts = body.get("partTokens")
+            if upload is None or not isinstance(parts, list) or any(p not in upload for p in parts):
+                raise ApiError(400, "InvalidUpload", "Unknown uploadToken or partTokens")
+            spec = body.get("import") or {}
+            data = b"".join(upload[p][1] for p in sorted(parts, key=lambda p: upload[p][0]))
+            tables = self._parse_zip(data)
+            import_id = new_id()
+            app.imports[import_id] = {"data": data, "format": spec.get("format", "zip"),
+                                      "mode": spec.get("mode", "requireEmpty"),
+                                      "state": {"state": "waiting_for_confirmation",
+                                                "message_to_confirm": f"Import {sum(map(len, tables.values()))} "
+                                                                      f"documents into {len(tables)} tables",
+                                                "require_manual_confirmation": True}}
+            return self.send_json(200, {"importId": import_id})
+        if path == "/api/perform_import":
+            body = self.body_json()
+            imp = app.imports.get(body.get("importId", ""))
+            if imp is None:
+                raise ApiError(404, "ImportNotFound", "No such import")
+            if imp["state"]["state"] != "waiting_for_confirmation":
+                raise ApiError(400, "ImportNotWaiting", f"Import is {imp['state']['state']}")
+            imp["state"] = {"state": "in_progress", "progress_message": "importing", "checkpoint_messages": []}
+            try:
+                written = self._apply_import(imp["data"], imp["format"], imp["mode"])
+                imp["state"] = {"state": "completed", "num_rows_written": str(written)}
+            except ApiError as exc:
+                imp["state"] = {"state": "failed", "error_message": exc.message}
+            return self.send_json(200, {})
+        raise ApiError(404, "NotFound", f"No route for POST {path}")
+
+    # -- HTTP actions (3211 <path> == 3210 /http<path>) ----------------------------------------------
+    def http_action(self, method: str, sub: str) -> None:
+        app: Backend = self.app
+        if not app.deployed:
+            raise ApiError(404, "NoHttpActions",
+                           "This deployment has no HTTP actions: deploy functions that define convex/http.js first")
+        if sub == "/api/v1/health" and method in ("GET", "HEAD"):
+            return self.send_json(200, {"status": "ok", "timestamp": iso_now()})
+        if sub == "/seed/admin" and method == "POST":
+            return self.seed_admin()
+        self.send_text(404, "No matching routes found\n")
+
+    def seed_admin(self) -> None:
+        app: Backend = self.app
+        expected = app.store.env().get("INSTANCE_SECRET")
+        given = self.headers.get("X-Instance-Secret") or ""
+        if not expected or not secrets.compare_digest(given.encode(), expected.encode()):
+            self.read_body()
+            reason = "INSTANCE_SECRET is not set in the deployment environment" if not expected else "bad instance secret"
+            log(C, f"seed/admin refused: {reason}", "WARN")
+            return self.send_json(401, {"success": False, "error": "Unauthorized"})
+        try:
+            body = self.read_json()
+        except ValueError:
+            return self.send_json(400, {"success": False, "error": "Body must be JSON {email, name, passwordHash}"})
+        if not isinstance(body, dict):
+            return self.send_json(400, {"success": False, "error": "Body must be a JSON object"})
+        email, name, pw = body.get("email"), body.get("name"), body.get("passwordHash")
+        problems = []
+        if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) or len(email) > 254:
+            problems.append("email must be an email address")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            problems.append("name must be a non-empty string")
+        if not isinstance(pw, str) or not PASSWORD_HASH_RE.match(pw):
+            problems.append("passwordHash must be <32 hex salt>:<128 hex key>")
+        if problems:
+            return self.send_json(400, {"success": False, "error": "; ".join(problems)})
+        with app.store.lock:
+            if app.store.count("users") > 0:
+                return self.send_json(409, {"success": False, "error": "An admin user already exists"})
+            user_id = app.store.insert("users", {"email": email.lower(), "name": name, "passwordHash": pw,
+                                                 "role": "admin", "emailVerified": True})
+        log(C, f"seeded admin user {user_id}")
+        self.send_json(201, {"success": True, "userId": user_id})
+
+
+class HttpActionsHandler(Handler):
+    http_actions_only = True
+
+
+class Functions:
+    """The Convex functions the double knows, available only after a deploy (except _system ones)."""
+
+    QUERIES = {"lab:list", "lab:get", "lab:count", "users:count"}
+    MUTATIONS = {"lab:put", "lab:delete"}
+
+    def __init__(self, app: Backend):
+        self.app = app
+
+    def call(self, kind: str, path: str, args: dict):
+        if path == "_system/cli/exports:getLatest":
+            return self.app.store.get("latest_export")
+        if path == "_system/cli/queryImport":
+            imp = self.app.imports.get(args.get("importId", ""))
+            return None if imp is None else {"_id": args["importId"], "state": imp["state"]}
+        known = path in self.QUERIES or path in self.MUTATIONS
+        if not self.app.deployed or not known:
+            raise FunctionError(f"Could not find public function for '{path}'. Did you forget to run "
+                                "`npx convex dev` or `npx convex deploy`?")
+        fkind = "query" if path in self.QUERIES else "mutation"
+        if kind in ("query", "mutation") and kind != fkind:
+            raise FunctionError(f"Trying to execute {path} as {kind.capitalize()}, but it is defined as "
+                                f"{fkind.capitalize()}.")
+        store = self.app.store
+        if path == "users:count":
+            return store.count("users")
+        if path in ("lab:get", "lab:delete"):
+            doc_id = args.get("id")
+            if not isinstance(doc_id, str):
+                raise FunctionError("ArgumentValidationError: id must be a string")
+            return store.get_doc(doc_id) if path == "lab:get" else store.delete_doc(doc_id)
+        table = args.get("table")
+        if not isinstance(table, str) or not TABLE_RE.match(table):
+            raise FunctionError(f"ArgumentValidationError: invalid table name {table!r}")
+        if path == "lab:list":
+            return store.list(table)
+        if path == "lab:count":
+            return store.count(table)
+        doc = args.get("doc", {})
+        if not isinstance(doc, dict) or any(k.startswith("_") for k in doc):
+            raise FunctionError("ArgumentValidationError: doc must be an object without system (_) fields")
+        return store.insert(table, doc)
+
+
+# ---------------------------------------------------------------------------------------------------
+def main() -> int:
+    # PID 1: SIGTERM ignored; first SIGINT drains, second exits at once.
+    stopper = Stopper(C, graceful=(signal.SIGINT,), ignored=(signal.SIGTERM,))
+    cfg = Config()
+    cfg.report()
+    os.makedirs(cfg.data, exist_ok=True)
+    name, secret = load_credentials(cfg)
+    for sub in ("files", "modules", "search", "exports"):
+        os.makedirs(os.path.join(cfg.data, "storage", sub), exist_ok=True)
+    store = Store(os.path.join(cfg.data, "db.sqlite3"))
+    migrate(store)
+    app = Backend(cfg, name, secret, store, stopper)
+    fn = app.deployed
+    log(C, f"deployed functions: {fn['version']} ({fn['hash'][:12]})" if fn else "no functions deployed yet")
+    servers = [ThreadingServer("0.0.0.0", cfg.ports[0], Handler, app),
+               ThreadingServer("0.0.0.0", cfg.ports[1], HttpActionsHandler, app)]
+    serve(servers)
+    threading.Thread(target=app.watch_lease, daemon=True).start()
+    log(C, f"listening on 0.0.0.0:{cfg.ports[0]} (API) and 0.0.0.0:{cfg.ports[1]} (HTTP actions)")
+    stopper.wait()
+    log(C, "draining requests")
+    shutdown_all(servers)
+    try:
+        store.close()
+        log(C, "database closed")
+    except sqlite3.Error as exc:
+        log(C, f"closing the database failed: {exc}", "ERROR")
+    if app.fatal:
+        log(C, f"exiting: {app.fatal}", "ERROR")
+        return 1
+    log(C, "shut down cleanly")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
