@@ -9,7 +9,7 @@ export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule names its containers after the scenario; keep its own ansible.cfg out of the way of ours.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
-SCENARIOS ?= docker
+SCENARIOS ?= docker stack
 
 .PHONY: help deps venv link lab demo test lint unit sanity molecule build clean lab-down
 
@@ -45,7 +45,7 @@ lint: venv link
 	$(BIN)/ansible-lint --profile production
 
 unit: venv link
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q tests/unit tests/doubles
 
 sanity: venv
 	bash tests/sanity.sh
