@@ -191,6 +191,23 @@ def test_backend_basic_endpoints_and_traps(start, tmp_path):
         assert jget(x.url + "/metrics")[0] == 404
 
 
+def test_sync_websocket_handshake(start, tmp_path):
+    import base64
+    import hashlib
+
+    b = Backend(start, tmp_path / "d")
+    key = base64.b64encode(b"0123456789abcdef").decode()
+    with socket.create_connection(("127.0.0.1", b.api), timeout=5) as s:
+        s.sendall((f"GET /api/sync HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = s.recv(4096).decode(errors="replace")
+    expected = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+    assert head.startswith("HTTP/1.1 101")
+    assert f"Sec-WebSocket-Accept: {expected.decode()}" in head
+    status, _, _ = http("GET", b.url + "/api/sync")
+    assert status == 400
+
+
 def test_credentials_generated_written_back_and_reused(start, tmp_path):
     data = tmp_path / "d"
     b = Backend(start, data)

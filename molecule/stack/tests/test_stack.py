@@ -228,3 +228,79 @@ def test_mta_reports_redis_connected(host):
 def test_deploy_record_for_upgrades(host):
     record = json.loads(host.file(f"/etc/ansible/facts.d/owlat_{STACK}.fact").content_string)
     assert record["release"] == record["functions_release"] == "0.4.4"
+
+
+def test_websocket_upgrade_on_the_api_hostname(address, tls, names):
+    key = "dGhlIHNhbXBsZSBub25jZQ=="  # RFC 6455's sample nonce
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with tls.wrap_socket(raw, server_hostname=names["api"]) as s:
+            s.sendall(
+                (
+                    f"GET /api/sync HTTP/1.1\r\nHost: {names['api']}\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                ).encode()
+            )
+            head = s.recv(4096).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 101"), head
+    assert "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # the RFC's accept value for that nonce
+
+
+def test_every_container_running_and_healthy(host):
+    expected = {"convex", "redis", "web", "mta", "clamav", "caddy"}
+    states = {}
+    for line in host.check_output("docker ps -a --format '{{.Names}} {{.State}} {{.Status}}'").splitlines():
+        name, state, status = line.split(" ", 2)
+        if name.startswith(f"{STACK}-"):
+            states[name[len(STACK) + 1:]] = (state, status)
+    assert expected <= states.keys(), states
+    for name in expected:
+        state, status = states[name]
+        assert state == "running", (name, status)
+        assert "unhealthy" not in status and "starting" not in status, (name, status)
+    # The one-shot functions deploy is removed after it ran.
+    assert "convex-deploy" not in states
+
+
+EICAR_SCAN = r"""
+import socket, struct, sys
+e = b'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
+s = socket.create_connection((sys.argv[1], 3310), timeout=10)
+s.sendall(b'zINSTREAM\0' + struct.pack('>I', len(e)) + e + struct.pack('>I', 0))
+print(s.recv(4096).decode().strip('\0'))
+"""
+
+
+def test_clamav_finds_eicar(host):
+    ip = host.check_output(
+        "docker inspect -f '{{(index .NetworkSettings.Networks \"%s-net\").IPAddress}}' %s-clamav" % (STACK, STACK)
+    )
+    host.run("cat > /tmp/eicar_scan.py <<'PY'\n%s\nPY" % EICAR_SCAN)
+    out = host.check_output(f"python3 /tmp/eicar_scan.py {ip}")
+    assert "FOUND" in out and "EICAR" in out, out
+
+
+def test_check_mode_on_the_converged_host_changes_nothing_and_vvv_leaks_no_secret(host):
+    """`--check -vvv` of the whole converge: no change reported, and no secret value in the output."""
+    import os
+
+    secrets = [
+        line.split("=", 1)[1]
+        for line in host.file(f"{CONF}/secrets.env").content_string.splitlines()
+        if "=" in line and not line.startswith("#")
+    ]
+    secrets.append(host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1])
+    run = subprocess.run(
+        [
+            "ansible-playbook", "--check", "-vvv",
+            "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
+        ],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
+    assert run.returncode == 0, out[-3000:]
+    recap = re.search(r"owlat-mol-stack\s+: ok=\d+\s+changed=(\d+)", out)
+    assert recap and recap.group(1) == "0", out[-3000:]
+    leaked = [s[:4] + "..." for s in secrets if len(s) >= 8 and s in out]
+    assert not leaked, f"secret values in the -vvv output: {leaked}"

@@ -8,6 +8,7 @@ Python standard library only.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -341,6 +342,26 @@ class Handler(JsonHandler):
             self.send_json(exc.status, {"code": exc.code, "message": exc.message})
 
     # -------------------------------------------------------------------------------------------
+    def websocket_sync(self) -> None:
+        """The sync websocket: only the RFC 6455 handshake and one frame are modelled (enough to prove
+        that a proxy passes the upgrade through); the Convex sync protocol itself is not."""
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        if (self.headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in self.headers.get("Connection", "").lower() or not key):
+            raise ApiError(400, "BadWebSocketRequest", "/api/sync expects a websocket upgrade")
+        accept = base64.b64encode(
+            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        self.send_response(101, "Switching Protocols")
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.end_headers()
+        payload = json.dumps({"type": "Ping"}).encode()
+        self.wfile.write(bytes([0x81, len(payload)]) + payload)  # one unmasked text frame
+        self.wfile.write(bytes([0x88, 0]))  # close
+        self.wfile.flush()
+        self.close_connection = True
+
     def need(self, method: str, *allowed: str) -> None:
         if method not in allowed:
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {urlsplit(self.path).path}")
@@ -364,6 +385,9 @@ class Handler(JsonHandler):
             if app.cfg.fail_health:
                 return self.send_text(503, "unhealthy (DOUBLE_FAIL_HEALTH)\n")
             return self.send_text(200, VERSION_TEXT)
+        if path == "/api/sync":
+            self.need(method, "GET")
+            return self.websocket_sync()
         if path == "/instance_name":
             self.need(method, "GET", "HEAD")
             return self.send_text(200, app.name)
