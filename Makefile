@@ -7,14 +7,14 @@ HOSTS ?= 3
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
-# Molecule names its containers after the scenario; keep its own ansible.cfg out of the way of ours.
+# Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
-SCENARIOS ?= docker stack
+SCENARIOS ?= docker stack fleet
 
 .PHONY: help deps venv link lab demo test lint unit sanity molecule build clean lab-down
 
 help:
-	@echo "make demo   - lab hosts up, Docker installed on each, a container from the lab registry, status table"
+	@echo "make demo   - lab hosts up, the whole Owlat stack on each (from the lab registry), status table"
 	@echo "make test   - lint, unit tests, ansible-test sanity, Molecule scenarios ($(SCENARIOS))"
 	@echo "make lab / lab-down / clean / build"
 
