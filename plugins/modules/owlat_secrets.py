@@ -105,6 +105,12 @@ supplied:
   type: list
   elements: str
   sample: ["INSTANCE_SECRET"]
+checksum:
+  description:
+    - SHA-256 of the file's content after the run (in check mode, of what would be written). Lets an escrow
+      copy be refreshed only when a secret changed.
+  returned: success
+  type: str
 replaced:
   description: Names whose stored value was replaced by a value from O(values) (O(allow_change=true)).
   returned: success
@@ -112,6 +118,8 @@ replaced:
   elements: str
   sample: []
 """
+
+import hashlib
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
@@ -215,6 +223,7 @@ class StackSecrets:
         result = dict(
             changed=content_changed or mode_changed,
             secrets=dict(env.values),
+            checksum=hashlib.sha256(env.render().encode("utf-8")).hexdigest(),
             generated=generated,
             supplied=provided,
             replaced=replaced,

@@ -304,3 +304,21 @@ def test_check_mode_on_the_converged_host_changes_nothing_and_vvv_leaks_no_secre
     assert recap and recap.group(1) == "0", out[-3000:]
     leaked = [s[:4] + "..." for s in secrets if len(s) >= 8 and s in out]
     assert not leaked, f"secret values in the -vvv output: {leaked}"
+
+
+def test_secrets_escrowed_on_the_controller_vault_encrypted(host, names):
+    import os
+
+    escrow = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "escrow", names["host"], f"{STACK}.env")
+    with open(escrow, encoding="utf-8") as fh:
+        assert fh.readline().startswith("$ANSIBLE_VAULT;1.1;AES256")
+    assert oct(os.stat(escrow).st_mode & 0o777) == "0o600"
+    plain = subprocess.check_output(
+        [
+            "ansible-vault", "view", "--vault-password-file",
+            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "files", "escrow-vault-pass"), escrow,
+        ],
+        text=True,
+    )
+    on_host = dict(l.split("=", 1) for l in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in l)
+    assert dict(l.split("=", 1) for l in plain.splitlines() if "=" in l) == on_host
