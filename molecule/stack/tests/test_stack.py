@@ -322,3 +322,24 @@ def test_secrets_escrowed_on_the_controller_vault_encrypted(host, names):
     )
     on_host = dict(l.split("=", 1) for l in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in l)
     assert dict(l.split("=", 1) for l in plain.splitlines() if "=" in l) == on_host
+
+
+def test_a_changed_secret_is_refused_without_the_explicit_flag(host):
+    """An operator value that differs from the stored one stops the run, names the secret, changes nothing."""
+    import os
+
+    before = host.check_output(f"sha256sum {CONF}/secrets.env")
+    run = subprocess.run(
+        [
+            "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
+            "-e", '{"owlat_stack_secrets": {"REDIS_PASSWORD": "' + "Z" * 32 + '"}}',
+            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
+        ],
+        capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "REDIS_PASSWORD differs from the value stored" in out, out[-2000:]
+    assert "owlat_stack_secrets_allow_change" in out
+    assert host.check_output(f"sha256sum {CONF}/secrets.env") == before
