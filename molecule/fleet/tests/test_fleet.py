@@ -3,13 +3,17 @@ where asked for and only behind authentication; a mixed Debian 12/13 fleet; chec
 
 import base64
 import json
-import os
+import pathlib
 import re
 import socket
 import ssl
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from converge_run import run_converge  # noqa: E402
 
 STACKS = {"owlat-mol-fleet3": "acme"}
 DASHBOARD = {"owlat-mol-fleet1": "dashboard.owlat-mol-fleet1.owlat.test"}
@@ -92,17 +96,8 @@ def test_dashboard_only_where_enabled_and_never_open(host, address, tls, name, s
 
 
 def test_check_mode_on_the_converged_fleet_changes_nothing():
-    run = subprocess.run(
-        [
-            "ansible-playbook", "--check",
-            "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
-        ],
-        capture_output=True, text=True, timeout=900, check=False,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
-    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
-    assert run.returncode == 0, out[-3000:]
+    rc, out = run_converge("--check")
+    assert rc == 0, out[-3000:]
     recaps = dict(re.findall(r"(owlat-mol-fleet\d)\s+: ok=\d+\s+changed=(\d+)", out))
     assert recaps == {"owlat-mol-fleet1": "0", "owlat-mol-fleet2": "0", "owlat-mol-fleet3": "0"}, out[-3000:]
 

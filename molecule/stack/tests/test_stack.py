@@ -2,12 +2,18 @@
 operator's promises on the host (secrets, hardening, published ports)."""
 
 import json
+import os
+import pathlib
 import re
 import socket
 import ssl
 import subprocess
+import sys
 
 import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from converge_run import run_converge  # noqa: E402
 
 STACK = "owlat"
 CONF = f"/etc/owlat/{STACK}"
@@ -40,6 +46,16 @@ def address(names):
 def tls(host):
     ctx = ssl.create_default_context(cadata=host.file(CA).content_string)
     return ctx
+
+
+def secrets_on_host(host):
+    """The stack's secrets file as a dict."""
+    text = host.file(f"{CONF}/secrets.env").content_string
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
+def admin_key(host):
+    return host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
 
 
 def https_get(address, ctx, hostname, path):
@@ -116,7 +132,7 @@ def test_secrets_root_only_in_exact_formats(host):
     f = host.file(f"{CONF}/secrets.env")
     assert (f.user, f.group, f.mode) == ("root", "root", 0o600)
     assert host.file(CONF).mode == 0o700
-    values = dict(line.split("=", 1) for line in f.content_string.splitlines() if "=" in line)
+    values = secrets_on_host(host)
     assert re.fullmatch(r"[0-9a-f]{64}", values["INSTANCE_SECRET"])
     assert re.fullmatch(r"[0-9a-f]{64}", values["MTA_SECRET"])
     assert re.fullmatch(r"mta_[A-Za-z0-9]{40}", values["MTA_API_KEY"])
@@ -140,7 +156,7 @@ def convex_ip(host):
 def test_admin_key_is_valid_and_root_only(host):
     f = host.file(f"{CONF}/convex-admin-key.env")
     assert f.mode == 0o600
-    key = f.content_string.strip().split("=", 1)[1]
+    key = admin_key(host)
     assert key.startswith("convex-self-hosted|")
     code = host.check_output(
         f"curl -s -o /dev/null -w '%{{http_code}}' -H 'Authorization: Convex {key}' "
@@ -150,7 +166,7 @@ def test_admin_key_is_valid_and_root_only(host):
 
 
 def test_deployment_env_pushed(host):
-    key = host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
+    key = admin_key(host)
     out = host.check_output(
         f"curl -sf -H 'Authorization: Convex {key}' http://{convex_ip(host)}:3210/api/v1/list_environment_variables"
     )
@@ -158,10 +174,7 @@ def test_deployment_env_pushed(host):
     assert env["EMAIL_PROVIDER"] == "mta"
     assert env["MTA_API_URL"] == "http://mta:3100"
     assert "CONVEX_SITE_URL" not in env
-    secrets = dict(
-        line.split("=", 1) for line in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in line
-    )
-    assert env["INSTANCE_SECRET"] == secrets["INSTANCE_SECRET"]
+    assert env["INSTANCE_SECRET"] == secrets_on_host(host)["INSTANCE_SECRET"]
 
 
 def test_first_admin_exists_once(host):
@@ -281,25 +294,10 @@ def test_clamav_finds_eicar(host):
 
 def test_check_mode_on_the_converged_host_changes_nothing_and_vvv_leaks_no_secret(host):
     """`--check -vvv` of the whole converge: no change reported, and no secret value in the output."""
-    import os
-
-    secrets = [
-        line.split("=", 1)[1]
-        for line in host.file(f"{CONF}/secrets.env").content_string.splitlines()
-        if "=" in line and not line.startswith("#")
-    ]
-    secrets.append(host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1])
-    run = subprocess.run(
-        [
-            "ansible-playbook", "--check", "-vvv",
-            "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
-        ],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
-    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
-    assert run.returncode == 0, out[-3000:]
+    secrets = list(secrets_on_host(host).values())
+    secrets.append(admin_key(host))
+    rc, out = run_converge("--check", "-vvv")
+    assert rc == 0, out[-3000:]
     recap = re.search(r"owlat-mol-stack\s+: ok=\d+\s+changed=(\d+)", out)
     assert recap and recap.group(1) == "0", out[-3000:]
     leaked = [s[:4] + "..." for s in secrets if len(s) >= 8 and s in out]
@@ -307,8 +305,6 @@ def test_check_mode_on_the_converged_host_changes_nothing_and_vvv_leaks_no_secre
 
 
 def test_secrets_escrowed_on_the_controller_vault_encrypted(host, names):
-    import os
-
     escrow = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "escrow", names["host"], f"{STACK}.env")
     with open(escrow, encoding="utf-8") as fh:
         assert fh.readline().startswith("$ANSIBLE_VAULT;1.1;AES256")
@@ -320,26 +316,14 @@ def test_secrets_escrowed_on_the_controller_vault_encrypted(host, names):
         ],
         text=True,
     )
-    on_host = dict(l.split("=", 1) for l in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in l)
-    assert dict(l.split("=", 1) for l in plain.splitlines() if "=" in l) == on_host
+    assert dict(line.split("=", 1) for line in plain.splitlines() if "=" in line) == secrets_on_host(host)
 
 
 def test_a_changed_secret_is_refused_without_the_explicit_flag(host):
     """An operator value that differs from the stored one stops the run, names the secret, changes nothing."""
-    import os
-
     before = host.check_output(f"sha256sum {CONF}/secrets.env")
-    run = subprocess.run(
-        [
-            "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"],
-            "-e", '{"owlat_stack_secrets": {"REDIS_PASSWORD": "' + "Z" * 32 + '"}}',
-            os.path.join(os.environ["MOLECULE_SCENARIO_DIRECTORY"], "converge.yml"),
-        ],
-        capture_output=True, text=True, timeout=600, check=False,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
-    )
-    out = run.stdout + run.stderr
-    assert run.returncode != 0
+    rc, out = run_converge("-e", '{"owlat_stack_secrets": {"REDIS_PASSWORD": "' + "Z" * 32 + '"}}')
+    assert rc != 0
     assert "REDIS_PASSWORD differs from the value stored" in out, out[-2000:]
     assert "owlat_stack_secrets_allow_change" in out
     assert host.check_output(f"sha256sum {CONF}/secrets.env") == before
