@@ -52,6 +52,11 @@ LAB_SERVICES = {
     "mta": "mta", "convex_deploy": "convex-deploy",
 }
 
+# Database metadata version of the oldest catalog release's Convex backend double (its Dockerfile default).
+DB_METADATA_BASE = 121
+# Tag suffix of the newest release's broken web image (the upgrade scenario's failing host).
+BROKEN_SUFFIX = "-broken"
+
 # The flags lab.md measured: systemd as PID 1 and Docker inside, without --privileged.
 HOST_RUN_FLAGS = [
     "--cap-add=ALL", "--cap-drop=SYS_RESOURCE",
@@ -203,26 +208,44 @@ def images(_args=None) -> dict[str, str]:
 
 def service_images(base: str) -> dict[str, str]:
     """Every image reference of every catalog release, built here: real Debian components
-    for redis/caddy/clamav, contract doubles (tests/doubles) for the rest. remote path -> local tag."""
+    for redis/caddy/clamav, contract doubles (tests/doubles) for the rest. remote path -> local tag.
+    Releases are built oldest first: each newer Convex backend SHA gets a higher database metadata
+    version, so (as with real Convex) an older backend refuses a database a newer one has migrated.
+    The newest release's web image also gets a broken variant `<tag>-broken` (its health check fails)
+    for the upgrade scenario's rollback."""
     doubles = ROOT / "tests/doubles"
     out = {}
-    for version, release in catalog().items():
+    releases = sorted(catalog().items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split(".")])
+    backends: list[str] = []
+    for version, release in releases:
         for key, ref in release["images"].items():
             remote = mirror_path(ref)
             if remote in out:
                 continue
             name = LAB_SERVICES[key]
             tag_version = remote.rsplit(":", 1)[1]
+            args = {"DOUBLE_VERSION": tag_version}
+            if key == "convex_backend":
+                backends.append(remote)
+                if len(backends) > 1:  # the first keeps the Dockerfile's default (121): cached images stay valid
+                    args["DB_METADATA_VERSION"] = str(DB_METADATA_BASE + len(backends) - 1)
             if (HERE / "images" / name).is_dir():
                 out[remote] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
             elif (doubles / name / "Dockerfile").is_file():
-                out[remote] = build(f"owlat-lab/double-{name}", doubles, base,
-                                    dockerfile=doubles / name / "Dockerfile",
-                                    args={"DOUBLE_VERSION": tag_version},
-                                    inputs=(doubles / "common", doubles / name))
+                out[remote] = double(name, base, args)
             else:
                 log(f"warning: no lab image for {key} ({ref}) of release {version}")
+    if releases:
+        web = mirror_path(releases[-1][1]["images"]["web"])
+        out[f"{web}{BROKEN_SUFFIX}"] = double("web", base, {"DOUBLE_VERSION": web.rsplit(":", 1)[1],
+                                                      "DOUBLE_FAIL_HEALTH": "true"})
     return out
+
+
+def double(name: str, base: str, args: dict) -> str:
+    doubles = ROOT / "tests/doubles"
+    return build(f"owlat-lab/double-{name}", doubles, base, dockerfile=doubles / name / "Dockerfile",
+                 args=args, inputs=(doubles / "common", doubles / name))
 
 
 # --- registry -----------------------------------------------------------------------------------
