@@ -1,0 +1,273 @@
+#!/usr/bin/python3
+# Copyright: owlat.selfhost contributors
+# Apache License 2.0 (see LICENSE)
+"""owlat-stack-exporter: the Owlat stacks of this host as Prometheus textfile metrics and file_sd targets.
+
+Runs as root (it reads the Docker socket and the deploy records) so that Prometheus itself needs no
+access to the Docker socket. Every ``--interval`` seconds, for each stack (a deploy record
+``<facts dir>/owlat_<stack>.fact`` or a ``--stack`` argument):
+
+* ``<textfile dir>/owlat_stack_<stack>.prom`` for node-exporter's textfile collector:
+  ``owlat_release_info{stack,version,functions_release}`` from the deploy record, and per container
+  ``owlat_container_running``, ``owlat_container_healthy``, ``owlat_container_restart_count``,
+  ``owlat_container_memory_working_set_bytes``, ``owlat_container_memory_limit_bytes``;
+* ``<targets dir>/<stack>.json``: one file_sd target per running container (its address on the
+  ``<stack>-net`` network, labels ``stack`` and ``service``), for the scrape and probe jobs.
+
+Containers of a stack are the ones named ``<stack>-<service>``; a stopped one stays listed (running 0) until
+it is removed. Standard library only; Python 3.8+.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+from urllib.parse import quote
+
+STACK_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class DockerError(Exception):
+    """The Docker API could not be reached or answered with an error."""
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout):
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+class Docker:
+    """Minimal read-only client of the Engine API over its Unix socket."""
+
+    def __init__(self, path="/var/run/docker.sock", timeout=10.0):
+        self.path = path
+        self.timeout = timeout
+
+    def get(self, url):
+        conn = _UnixConnection(self.path, self.timeout)
+        try:
+            conn.request("GET", url)
+            resp = conn.getresponse()
+            body = resp.read()
+        except OSError as exc:
+            raise DockerError("docker socket %s: %s" % (self.path, exc)) from exc
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise DockerError("GET %s: HTTP %s" % (url.split("?")[0], resp.status))
+        return json.loads(body.decode("utf-8"))
+
+    def containers(self):
+        return self.get("/containers/json?all=1")
+
+    def inspect(self, ident):
+        return self.get("/containers/%s/json" % quote(ident, safe=""))
+
+    def stats(self, ident):
+        # one-shot: no second sample (and no one-second wait); memory needs only one.
+        return self.get("/containers/%s/stats?stream=false&one-shot=true" % quote(ident, safe=""))
+
+
+def read_records(facts_dir):
+    """Deploy records {stack: record} written by the stack role (JSON .fact files)."""
+    records = {}
+    for path in sorted(glob.glob(os.path.join(facts_dir, "owlat_*.fact"))):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        stack = record.get("stack") or os.path.basename(path)[len("owlat_"):-len(".fact")]
+        if STACK_RE.match(str(stack)):
+            records[str(stack)] = record
+    return records
+
+
+def working_set(stats):
+    """Memory in use as `docker stats` shows it: usage minus inactive page cache (cgroup v1 and v2)."""
+    mem = stats.get("memory_stats") or {}
+    usage = mem.get("usage")
+    if usage is None:
+        return None
+    detail = mem.get("stats") or {}
+    inactive = detail.get("total_inactive_file", detail.get("inactive_file", 0))
+    return max(int(usage) - int(inactive), 0)
+
+
+def collect(docker, stacks, ignore=()):
+    """{stack: [service dict]} for every container named <stack>-<service>; ignored services skipped."""
+    found = {stack: [] for stack in stacks}
+    # Longest stack name first: "acme-eu-web" belongs to "acme-eu", not to "acme".
+    by_length = sorted(stacks, key=len, reverse=True)
+    for summary in docker.containers():
+        names = [n.lstrip("/") for n in summary.get("Names") or []]
+        for name in names:
+            stack = next((s for s in by_length if name.startswith(s + "-")), None)
+            if stack is None:
+                continue
+            service = name[len(stack) + 1:]
+            if service in ignore:
+                break
+            found[stack].append(describe(docker, stack, service, summary))
+            break
+    for services in found.values():
+        services.sort(key=lambda s: s["service"])
+    return found
+
+
+def describe(docker, stack, service, summary):
+    info = docker.inspect(summary["Id"])
+    state = info.get("State") or {}
+    running = bool(state.get("Running"))
+    health = (state.get("Health") or {}).get("Status", "none")
+    networks = (info.get("NetworkSettings") or {}).get("Networks") or {}
+    out = {
+        "service": service,
+        "running": running,
+        # No healthcheck defined: running is all we know (web and MTA are probed by blackbox instead).
+        "healthy": running and health in ("healthy", "none"),
+        "restarts": int(info.get("RestartCount") or 0),
+        "ip": (networks.get(stack + "-net") or {}).get("IPAddress") or "",
+        "memory_limit": int((info.get("HostConfig") or {}).get("Memory") or 0),
+        "memory": None,
+    }
+    if running:
+        try:
+            out["memory"] = working_set(docker.stats(summary["Id"]))
+        except DockerError:
+            pass
+    return out
+
+
+def _esc(value):
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_metrics(stack, record, services, now):
+    lines = []
+
+    def family(name, kind, text, samples):
+        if not samples:
+            return
+        lines.extend(["# HELP %s %s" % (name, text), "# TYPE %s %s" % (name, kind)])
+        for labels, value in samples:
+            body = ",".join('%s="%s"' % (k, _esc(v)) for k, v in labels)
+            lines.append("%s{%s} %s" % (name, body, value))
+
+    if record:
+        family("owlat_release_info", "gauge", "Owlat release of the stack's deploy record (always 1).", [
+            ([("stack", stack), ("version", record.get("release") or ""),
+              ("functions_release", record.get("functions_release") or record.get("release") or "")], 1)])
+    per = [(svc, [("stack", stack), ("service", svc["service"])]) for svc in services]
+    family("owlat_container_running", "gauge", "1 when the stack's container runs.",
+           [(labels, int(svc["running"])) for svc, labels in per])
+    family("owlat_container_healthy", "gauge", "1 when the container runs and its healthcheck (if any) passes.",
+           [(labels, int(svc["healthy"])) for svc, labels in per])
+    family("owlat_container_restart_count", "gauge", "Restarts of the container since it was created.",
+           [(labels, svc["restarts"]) for svc, labels in per])
+    family("owlat_container_memory_working_set_bytes", "gauge", "Memory in use (without inactive page cache).",
+           [(labels, svc["memory"]) for svc, labels in per if svc["memory"] is not None])
+    family("owlat_container_memory_limit_bytes", "gauge", "Memory limit of the container (only when one is set).",
+           [(labels, svc["memory_limit"]) for svc, labels in per if svc["memory_limit"] > 0])
+    family("owlat_stack_exporter_last_run_timestamp_seconds", "gauge", "When this file was written.",
+           [([("stack", stack)], "%.3f" % now)])
+    return "\n".join(lines) + "\n"
+
+
+def render_targets(stack, services):
+    targets = [{"targets": [svc["ip"]], "labels": {"stack": stack, "service": svc["service"]}}
+               for svc in services if svc["running"] and svc["ip"]]
+    return json.dumps(targets, indent=2, sort_keys=True) + "\n"
+
+
+def write_if_changed(path, text, mode=0o644):
+    """Atomic replace; unchanged content is not rewritten (Prometheus re-reads file_sd on every change)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            if fh.read() == text:
+                return False
+    except OSError:
+        pass
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".%s." % os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def run_once(args, docker, now=None):
+    now = time.time() if now is None else now
+    records = read_records(args.facts_dir)
+    stacks = sorted(set(records) | set(args.stack))
+    docker_up = 1
+    try:
+        found = collect(docker, stacks, tuple(args.ignore))
+    except DockerError as exc:
+        print("owlat-stack-exporter: %s" % exc, file=sys.stderr)
+        docker_up, found = 0, None
+    for stack in stacks:
+        # Without Docker the container lines are dropped (not reported as stopped): the release stays.
+        services = found[stack] if found is not None else []
+        text = render_metrics(stack, records.get(stack), services, now)
+        text += ("# HELP owlat_stack_exporter_docker_up 1 when the Docker API answered.\n"
+                 "# TYPE owlat_stack_exporter_docker_up gauge\n"
+                 'owlat_stack_exporter_docker_up{stack="%s"} %d\n' % (_esc(stack), docker_up))
+        write_if_changed(os.path.join(args.textfile_dir, "owlat_stack_%s.prom" % stack), text)
+        if found is not None:
+            write_if_changed(os.path.join(args.targets_dir, "%s.json" % stack), render_targets(stack, services))
+    return stacks
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--facts-dir", default="/etc/ansible/facts.d")
+    parser.add_argument("--textfile-dir", default="/var/lib/prometheus/node-exporter")
+    parser.add_argument("--targets-dir", default="/var/lib/owlat/monitoring/targets")
+    parser.add_argument("--docker-socket", default="/var/run/docker.sock")
+    parser.add_argument("--stack", action="append", default=[], help="a stack to watch even without a deploy record")
+    parser.add_argument("--ignore", action="append", default=[], help="a service (one-shot container) to skip")
+    parser.add_argument("--interval", type=float, default=15.0)
+    parser.add_argument("--once", action="store_true")
+    args = parser.parse_args(argv)
+    bad = [s for s in args.stack if not STACK_RE.match(s)]
+    if bad:
+        parser.error("invalid stack name(s): %s" % ", ".join(bad))
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    docker = Docker(args.docker_socket)
+    while True:
+        run_once(args, docker)
+        if args.once:
+            return 0
+        time.sleep(args.interval)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

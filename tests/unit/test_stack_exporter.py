@@ -1,0 +1,140 @@
+"""owlat-stack-exporter (roles/monitoring/files): what it reports for a stack's containers and records."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "roles/monitoring/files/owlat_stack_exporter.py"
+spec = importlib.util.spec_from_file_location("owlat_stack_exporter", SCRIPT)
+exporter = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(exporter)
+
+
+def container(ident, name, running=True, health=None, ip="172.20.0.5", stack="owlat", memory=0, restarts=0):
+    state = {"Running": running}
+    if health:
+        state["Health"] = {"Status": health}
+    return {
+        "Id": ident, "Names": ["/" + name], "State": state, "RestartCount": restarts,
+        "HostConfig": {"Memory": memory},
+        "NetworkSettings": {"Networks": {stack + "-net": {"IPAddress": ip if running else ""}}},
+    }
+
+
+class FakeDocker:
+    def __init__(self, items, stats=None, fail=False):
+        self.items = {c["Id"]: c for c in items}
+        self.stats_by_id = stats or {}
+        self.fail = fail
+
+    def containers(self):
+        if self.fail:
+            raise exporter.DockerError("docker socket /var/run/docker.sock: connection refused")
+        return [{"Id": c["Id"], "Names": c["Names"]} for c in self.items.values()]
+
+    def inspect(self, ident):
+        return self.items[ident]
+
+    def stats(self, ident):
+        return self.stats_by_id.get(ident, {"memory_stats": {}})
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    for sub in ("facts", "textfile", "targets"):
+        (tmp_path / sub).mkdir()
+    return tmp_path
+
+
+def args_for(dirs, *extra):
+    return exporter.parse_args([
+        "--facts-dir", str(dirs / "facts"), "--textfile-dir", str(dirs / "textfile"),
+        "--targets-dir", str(dirs / "targets"), "--ignore", "convex-deploy", *extra])
+
+
+def record(dirs, stack, release="0.4.4"):
+    (dirs / "facts" / ("owlat_%s.fact" % stack)).write_text(json.dumps(
+        {"stack": stack, "release": release, "functions_release": release, "images": {}}))
+
+
+def test_release_and_containers_of_a_stack(dirs):
+    record(dirs, "owlat")
+    docker = FakeDocker(
+        [container("c1", "owlat-convex", health="healthy", memory=2 << 30),
+         container("w1", "owlat-web", ip="172.20.0.6"),
+         container("r1", "owlat-redis", health="unhealthy", ip="172.20.0.7", restarts=3),
+         container("m1", "owlat-mta", running=False),
+         container("d1", "owlat-convex-deploy", running=False),
+         container("x1", "other-web", stack="other")],
+        stats={"c1": {"memory_stats": {"usage": 700, "stats": {"inactive_file": 200}}}})
+    assert exporter.run_once(args_for(dirs), docker, now=1000.0) == ["owlat"]
+    text = (dirs / "textfile" / "owlat_stack_owlat.prom").read_text()
+    assert 'owlat_release_info{stack="owlat",version="0.4.4",functions_release="0.4.4"} 1' in text
+    assert 'owlat_container_running{stack="owlat",service="mta"} 0' in text
+    assert 'owlat_container_healthy{stack="owlat",service="mta"} 0' in text
+    assert 'owlat_container_healthy{stack="owlat",service="web"} 1' in text  # no healthcheck: running counts
+    assert 'owlat_container_healthy{stack="owlat",service="redis"} 0' in text
+    assert 'owlat_container_restart_count{stack="owlat",service="redis"} 3' in text
+    assert 'owlat_container_memory_working_set_bytes{stack="owlat",service="convex"} 500' in text
+    assert 'owlat_container_memory_limit_bytes{stack="owlat",service="convex"} 2147483648' in text
+    assert 'service="web"} 0' not in text.split("owlat_container_memory_limit_bytes")[-1]  # no limit, no line
+    assert "convex-deploy" not in text and "other" not in text
+    targets = json.loads((dirs / "targets" / "owlat.json").read_text())
+    assert targets == [
+        {"labels": {"service": "convex", "stack": "owlat"}, "targets": ["172.20.0.5"]},
+        {"labels": {"service": "redis", "stack": "owlat"}, "targets": ["172.20.0.7"]},
+        {"labels": {"service": "web", "stack": "owlat"}, "targets": ["172.20.0.6"]},
+    ]
+
+
+def test_cgroup_v1_working_set():
+    assert exporter.working_set({"memory_stats": {"usage": 1000, "stats": {"total_inactive_file": 300}}}) == 700
+    assert exporter.working_set({"memory_stats": {}}) is None
+
+
+def test_longest_stack_prefix_wins(dirs):
+    docker = FakeDocker([container("a", "acme-eu-web", stack="acme-eu"), container("b", "acme-web", stack="acme")])
+    found = exporter.collect(docker, ["acme", "acme-eu"])
+    assert [s["service"] for s in found["acme-eu"]] == ["web"]
+    assert [s["service"] for s in found["acme"]] == ["web"]
+
+
+def test_stack_without_record_from_argument(dirs):
+    docker = FakeDocker([container("w", "shop-web", stack="shop")])
+    exporter.run_once(args_for(dirs, "--stack", "shop"), docker, now=1.0)
+    text = (dirs / "textfile" / "owlat_stack_shop.prom").read_text()
+    assert "owlat_release_info" not in text
+    assert 'owlat_container_running{stack="shop",service="web"} 1' in text
+
+
+def test_docker_down_keeps_release_and_targets(dirs):
+    record(dirs, "owlat", release="0.5.0")
+    (dirs / "targets" / "owlat.json").write_text("[]\n")
+    exporter.run_once(args_for(dirs), FakeDocker([], fail=True), now=1.0)
+    text = (dirs / "textfile" / "owlat_stack_owlat.prom").read_text()
+    assert 'version="0.5.0"' in text
+    assert 'owlat_stack_exporter_docker_up{stack="owlat"} 0' in text
+    assert "owlat_container_running" not in text
+    assert (dirs / "targets" / "owlat.json").read_text() == "[]\n"
+
+
+def test_unchanged_targets_file_is_not_rewritten(dirs):
+    record(dirs, "owlat")
+    docker = FakeDocker([container("w", "owlat-web")])
+    exporter.run_once(args_for(dirs), docker, now=1.0)
+    path = dirs / "targets" / "owlat.json"
+    before = path.stat().st_mtime_ns
+    assert exporter.write_if_changed(str(path), path.read_text()) is False
+    assert path.stat().st_mtime_ns == before
+
+
+def test_label_values_are_escaped():
+    text = exporter.render_metrics("owlat", {"release": 'a"b\\c'}, [], 1.0)
+    assert 'version="a\\"b\\\\c"' in text
+
+
+def test_bad_stack_name_refused():
+    with pytest.raises(SystemExit):
+        exporter.parse_args(["--stack", "Bad Name"])
