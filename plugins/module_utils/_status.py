@@ -425,15 +425,31 @@ def certificate_status(hostname, address, port, timeout, now, fetch=fetch_certif
         return dict(hostname=hostname, days_left=None, error="cannot read the certificate: %s" % exc)
     except (OSError, ssl.SSLError) as exc:
         return dict(hostname=hostname, days_left=None, error=describe_error(exc))
-    # Whole days, rounded down: 0 on the last day, negative once expired.
-    left = math.floor((cert["not_after"] - now).total_seconds() / 86400.0)
+    seconds = (cert["not_after"] - now).total_seconds()
     return dict(
         hostname=hostname,
-        days_left=int(left),
+        # Whole days, rounded down: 0 on the last day, negative once expired.
+        days_left=int(math.floor(seconds / 86400.0)),
+        hours_left=round(seconds / 3600.0, 1),
+        lifetime_hours=round((cert["not_after"] - cert["not_before"]).total_seconds() / 3600.0, 1),
         not_after=cert["not_after"].strftime("%Y-%m-%dT%H:%M:%SZ"),
         issuer=cert["issuer"],
         subject=cert["subject"],
     )
+
+
+def expiry_threshold_hours(cert, min_days):
+    """Hours left below which a certificate is a problem: ``min_days``, or a sixth of the certificate's
+    lifetime when that is shorter. Short-lived certificates (Caddy's internal CA issues 12-hour ones,
+    renewed with a third left) would otherwise always be reported."""
+    return min(min_days * 24.0, cert["lifetime_hours"] / 6.0)
+
+
+def describe_left(hours):
+    """``89d``; under two days in hours (``11h``), since short-lived certificates are normal."""
+    if hours >= 48 or hours <= -48:
+        return "%dd" % math.floor(hours / 24.0)
+    return "%dh" % math.floor(hours)
 
 
 # ------------------------------------------------------------------------------------ the whole host
@@ -533,8 +549,8 @@ class HostStatus:
             cert = certificate_status(hostname, self.p["tls_address"], port, self.p["timeout"], now, self.fetch)
             if cert.get("error"):
                 problems.append("%s: TLS %s: %s" % (name, hostname, cert["error"]))
-            elif cert["days_left"] < self.p["tls_min_days"]:
-                problems.append("%s: TLS %s expires in %d days" % (name, hostname, cert["days_left"]))
+            elif cert["hours_left"] < expiry_threshold_hours(cert, self.p["tls_min_days"]):
+                problems.append("%s: TLS %s expires in %s" % (name, hostname, describe_left(cert["hours_left"])))
             out.append(cert)
         return out
 
@@ -552,7 +568,7 @@ def describe_tls(certs):
     errors = [c for c in certs if c.get("error")]
     if errors:
         return "%s: error" % errors[0]["hostname"].split(".")[0]
-    return "%dd" % min(c["days_left"] for c in certs)
+    return describe_left(min(c["hours_left"] for c in certs))
 
 
 def summary_row(stack):

@@ -80,7 +80,10 @@ options:
     type: float
     default: 26
   tls_min_days:
-    description: A certificate with fewer days left is a problem.
+    description:
+      - A certificate with fewer days left is a problem. For a certificate whose whole lifetime is short
+        (Caddy's internal CA issues 12-hour certificates and renews them when a third is left), a sixth of its
+        lifetime is the limit instead, when that is shorter.
     type: int
     default: 14
   disk_max_percent:
@@ -169,8 +172,9 @@ stacks:
       type: dict
     tls:
       description:
-        - Per host name, C(hostname), C(days_left) (whole days, negative once expired), C(not_after) (UTC),
-          C(issuer), C(subject) (common names); or C(error).
+        - Per host name, C(hostname), C(days_left) (whole days, negative once expired), C(hours_left),
+          C(lifetime_hours) (notBefore to notAfter), C(not_after) (UTC), C(issuer), C(subject) (common names);
+          or C(error).
       type: list
       elements: dict
     tls_min_days:
@@ -185,8 +189,8 @@ stacks:
       services: [{name: convex, state: running, health: healthy, ok: true, restarts: 0,
                   image: "registry.example:5000/get-convex/convex-backend:f9962e6", started_at: "2026-11-26T01:02:03Z"}]
       backup: {state: success, ok: true, age_hours: 3.5, last_success: 1795000000, last_run: 1795000000}
-      tls: [{hostname: app.example.com, days_left: 89, not_after: "2027-02-24T01:02:03Z", issuer: "R11",
-             subject: app.example.com}]
+      tls: [{hostname: app.example.com, days_left: 89, hours_left: 2138.5, lifetime_hours: 2160.0,
+             not_after: "2027-02-24T01:02:03Z", issuer: "R11", subject: app.example.com}]
       tls_min_days: 89
 disks:
   description:

@@ -78,6 +78,25 @@ def test_days_left_rounds_down_and_goes_negative():
     assert gone["days_left"] == -1
 
 
+def test_short_lived_certificates_are_judged_by_their_lifetime():
+    def status(lifetime, left):
+        der, _pem = make_cert("app.example.com", NOW + left, not_before=NOW + left - lifetime)
+        return _status.certificate_status("app.example.com", "127.0.0.1", 443, 1, NOW, lambda *a: der)
+
+    # Caddy's internal CA: 12-hour certificates, renewed with 4 hours left.
+    fresh = status(datetime.timedelta(hours=12), datetime.timedelta(hours=10))
+    assert fresh["days_left"] == 0 and fresh["hours_left"] == 10.0 and fresh["lifetime_hours"] == 12.0
+    assert fresh["hours_left"] >= _status.expiry_threshold_hours(fresh, 14)  # not a problem
+    assert _status.describe_tls([fresh]) == "10h"
+    stale = status(datetime.timedelta(hours=12), datetime.timedelta(hours=1, minutes=30))
+    assert stale["hours_left"] < _status.expiry_threshold_hours(stale, 14)  # renewal is overdue
+    # ACME: 90 days; 14 days is the limit.
+    acme = status(datetime.timedelta(days=90), datetime.timedelta(days=20))
+    assert _status.expiry_threshold_hours(acme, 14) == 14 * 24
+    assert _status.describe_tls([acme, fresh]) == "10h"
+    assert _status.describe_tls([acme]) == "20d"
+
+
 def test_unreachable_https_is_reported_per_host_name(closed_port):
     cert = _status.certificate_status("api.example.com", "127.0.0.1", closed_port, 1, NOW)
     assert cert == {"hostname": "api.example.com", "days_left": None, "error": "connection refused"}

@@ -116,7 +116,8 @@ def cert_context(directory, cn, days):
         x509.CertificateBuilder().subject_name(name)
         .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Caddy Local Authority")]))
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
+        # A 90-day certificate, as ACME issues them.
+        .not_valid_before(now + datetime.timedelta(days=days - 89, hours=1))
         .not_valid_after(now + datetime.timedelta(days=days, hours=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
         .sign(key, hashes.SHA256())
@@ -225,7 +226,7 @@ def test_a_healthy_stack_reads_as_one_row(run_module, host):
     }]
     assert res["rows"][0]["disk"].startswith(host.params["disk_paths"][0] + " ")
     # The only finding: the actions certificate expires within the 14 days.
-    assert res["problems"] == ["acme: TLS actions.acme.example expires in 5 days"]
+    assert res["problems"] == ["acme: TLS actions.acme.example expires in 5d"]
     assert res["docker"] == {"reachable": True, "version": "26.1.5", "root_dir": "/var/lib/docker"}
 
 
