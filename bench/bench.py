@@ -137,6 +137,24 @@ def bench(n, args, log):
     return out
 
 
+def snapshot_head(dest):
+    """The last commit as a collection tree (other work in progress in the checkout does not leak in)."""
+    import shutil
+    import tarfile
+    import io
+
+    target = dest / "ansible_collections/owlat/selfhost"
+    shutil.rmtree(dest, ignore_errors=True)
+    target.mkdir(parents=True)
+    data = subprocess.run(["git", "-C", str(ROOT), "archive", "HEAD"], check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        tar.extractall(target, filter="data")
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    (target / ".bench-commit").write_text(commit + "\n")
+    return str(dest)
+
+
 def catalog(collections):
     import yaml
 
@@ -146,9 +164,11 @@ def catalog(collections):
 
 def collection_commit(collections):
     path = (pathlib.Path(collections) / "ansible_collections/owlat/selfhost").resolve()
-    res = subprocess.run(["git", "-C", str(path), "describe", "--always", "--dirty"], capture_output=True, text=True)
     marker = path / ".bench-commit"
-    return res.stdout.strip() if res.returncode == 0 else (marker.read_text().strip() if marker.exists() else "?")
+    if marker.exists():
+        return marker.read_text().strip()
+    res = subprocess.run(["git", "-C", str(path), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else "?"
 
 
 def machine():
@@ -198,14 +218,20 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-n", type=int, nargs="+", default=[1, 3, 10])
     p.add_argument("--out", default=str(HERE / "results"))
-    p.add_argument("--collections", default=os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".collections")),
+    p.add_argument("--collections", default=None,
                    help="collections path holding owlat.selfhost (default: the checkout via .collections)")
+    p.add_argument("--head", action="store_true",
+                   help="benchmark the last commit (a snapshot), not the checkout with its uncommitted changes")
     p.add_argument("--no-mitogen", action="store_true")
     p.add_argument("--no-upgrade", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the hosts of the last N")
     args = p.parse_args()
     outdir = pathlib.Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
+    if args.head:
+        args.collections = snapshot_head(outdir / "work" / "collection")
+    elif not args.collections:
+        args.collections = os.environ.get("ANSIBLE_COLLECTIONS_PATH", str(ROOT / ".collections"))
     rows = []
     for n in args.n:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -86,8 +86,8 @@ class DockerAPI:
         finally:
             conn.close()
         if response.status != 200:
-            raise DockerError("Docker API GET %s: HTTP %d %s" % (path.split("?")[0], response.status,
-                                                                shorten(body.decode("utf-8", "replace"), 120)))
+            detail = shorten(body.decode("utf-8", "replace"), 120)
+            raise DockerError("Docker API GET %s: HTTP %d %s" % (path.split("?")[0], response.status, detail))
         try:
             return json.loads(body.decode("utf-8"))
         except ValueError:
@@ -555,9 +555,8 @@ class HostStatus:
         return out
 
 
-
 def describe_disks(entries):
-    """``/ 41% docker 63%``; a Docker data root on the root file system is not repeated."""
+    """``/ 41% docker 63%``: one entry per file system (a Docker data root on / is folded into it)."""
     return " ".join("%s %s" % (e["label"], "?" if "error" in e else "%.0f%%" % e["used_percent"]) for e in entries)
 
 

@@ -105,6 +105,7 @@ attributes:
     support: full
     description: Never changes anything.
   platform:
+    support: full
     platforms: posix
     description: Debian hosts with Docker Engine; only the Python standard library is needed on the host.
 notes:

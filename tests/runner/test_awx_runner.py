@@ -10,7 +10,8 @@ and that no secret reached the job output (AWX stores and shows it).
 
   .venv/bin/pytest -v tests/runner            (about 5 minutes for 2 hosts on a loaded 2-core machine)
 Environment: OWLAT_RUNNER_HOSTS (2), OWLAT_RUNNER_SOURCE (worktree: the checkout with uncommitted files;
-head: the last commit, as AWX would sync it), OWLAT_RUNNER_KEEP=1 keeps the hosts and the data directory.
+head: the last commit, as AWX would sync it), OWLAT_RUNNER_KEEP=1 keeps the hosts and the data directory,
+OWLAT_RUNNER_EMPTY_INPUTS (awx: empty optional credential inputs as `!unsafe ''`, as AWX writes them; plain).
 """
 
 import io
@@ -31,6 +32,9 @@ PREFIX = "owlat-runner-host"
 N_HOSTS = int(os.environ.get("OWLAT_RUNNER_HOSTS", "2"))
 SOURCE = os.environ.get("OWLAT_RUNNER_SOURCE", "worktree")
 KEEP = os.environ.get("OWLAT_RUNNER_KEEP") == "1"
+# awx: empty optional credential inputs are injected as AWX does, `!unsafe ''` (ansible-core 2.19.14 loads that
+# as None, not ''); plain: as a plain '' (to test the rest of the path while the roles do not handle None).
+EMPTY_INPUTS = os.environ.get("OWLAT_RUNNER_EMPTY_INPUTS", "awx")
 LAB_STATE = pathlib.Path(os.environ.get("OWLAT_LAB_STATE", ROOT / "lab/.state"))
 CREDENTIAL_TYPES = ROOT / "extensions/awx/credential_types"
 
@@ -74,7 +78,8 @@ def inject(credential_type, inputs):
             return {render(k): render(v) for k, v in node.items()}
         if isinstance(node, list):
             return [render(v) for v in node]
-        return Unsafe(env.from_string(node).render(**fields))
+        value = env.from_string(node).render(**fields)
+        return Unsafe(value) if value or EMPTY_INPUTS == "awx" else value
 
     return render(ctype["injectors"]["extra_vars"])
 
