@@ -1,0 +1,263 @@
+"""Backups proven by restores: seed real data, back up, destroy, restore, compare; take the stack over on a
+second host from the repository alone; refuse what must be refused without changing anything.
+
+The tests run in file order and build on each other (one stack's life).
+"""
+
+import hashlib
+import json
+import pathlib
+import re
+import secrets
+import sys
+import time
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from converge_run import recap, run_converge, run_playbook  # noqa: E402
+
+testinfra_hosts = ["docker://owlat-mol-br1"]
+STACK = "owlat"
+CONF = f"/etc/owlat/{STACK}"
+STATUS = f"/var/lib/owlat/backup/{STACK}.json"
+BR1, BR2 = "owlat-mol-br1", "owlat-mol-br2"
+S = {}  # what earlier tests measured, for the later ones
+
+
+def dr_host():
+    return testinfra.get_host(f"docker://{BR2}")
+
+
+def sh(host, cmd):
+    out = host.run(cmd)
+    assert out.rc == 0, f"{cmd}: {out.stderr or out.stdout}"
+    return out.stdout
+
+
+def admin_key(host):
+    return host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
+
+
+def convex(host, path, body=None, key=None):
+    """Call the backend API from inside its container (curl is in the image)."""
+    key = key or admin_key(host)
+    data = json.dumps(body) if body is not None else None
+    cmd = (f"docker exec {STACK}-convex curl -s -w '\\n%{{http_code}}' -H 'Authorization: Convex {key}' "
+           f"-H 'Content-Type: application/json' http://127.0.0.1:3210{path}")
+    if data is not None:
+        cmd += " -X POST --data-binary '" + data.replace("'", "'\\''") + "'"
+    out = sh(host, cmd).rsplit("\n", 1)
+    return int(out[1]), out[0]
+
+
+def query(host, path, args):
+    status, body = convex(host, "/api/query" if path.startswith("lab:l") else "/api/mutation",
+                          {"path": path, "args": args, "format": "json"})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return answer["value"]
+
+
+def redis(host, *args):
+    password = dict(l.split("=", 1) for l in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in l)["REDIS_PASSWORD"]
+    return sh(host, f"docker exec -e REDISCLI_AUTH={password} {STACK}-redis redis-cli --no-auth-warning " + " ".join(args)).strip()
+
+
+def data_checksums(host):
+    """Checksums of what users care about: the Convex documents (notes, users) and the Redis keys."""
+    docs = {t: query(host, "lab:list", {"table": t}) for t in ("notes", "users")}
+    keys = sorted(redis(host, "--scan", "--pattern", "'lab:*'").split())
+    values = [redis(host, "GET", k) for k in keys]
+    return {
+        "notes": len(docs["notes"]),
+        "convex": hashlib.sha256(json.dumps(docs, sort_keys=True).encode()).hexdigest(),
+        "redis": hashlib.sha256(json.dumps(dict(zip(keys, values)), sort_keys=True).encode()).hexdigest(),
+        "redis_keys": len(keys),
+    }
+
+
+def secrets_sum(host):
+    return sh(host, f"sha256sum {CONF}/secrets.env").split()[0]
+
+
+def started_at(host, container):
+    return sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {container}").strip()
+
+
+def backup(*extra):
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.backup", "-e", f"owlat_target={BR1}", *extra)
+    return rc, out, time.monotonic() - start
+
+
+# ------------------------------------------------------------------------------------------------ tests
+def test_seed_real_data(host):
+    before = data_checksums(host)
+    for i in range(40):
+        query(host, "lab:put", {"table": "notes", "doc": {"n": i, "text": secrets.token_hex(64)}})
+    for i in range(25):
+        redis(host, "SET", f"lab:dkim:{i}", secrets.token_hex(32))
+    S["seeded"] = data_checksums(host)
+    S["secrets"] = secrets_sum(host)
+    S["admin_key"] = admin_key(host)
+    assert S["seeded"]["notes"] == before["notes"] + 40 and S["seeded"]["redis_keys"] == 25
+
+
+def test_schedule_is_in_place(host):
+    timers = sh(host, "systemctl list-timers --all --no-legend 'owlat-backup*'")
+    assert f"owlat-backup@{STACK}.timer" in timers and f"owlat-backup-check@{STACK}.timer" in timers
+    timer = host.file(f"/etc/systemd/system/owlat-backup@{STACK}.timer").content_string
+    assert "RandomizedDelaySec=1h" in timer and "Persistent=true" in timer
+    settings = host.file(f"/etc/owlat-backup/{STACK}.json")
+    assert settings.mode == 0o600 and settings.user == "root"
+
+
+def test_cold_backup(host):
+    rc, out, seconds = backup("-e", '{"owlat_backup_run_tags": ["seeded"]}')
+    assert rc == 0, out[-3000:]
+    status = json.loads(host.file(STATUS).content_string)
+    assert status["result"] == "success" and status["mode"] == "cold"
+    assert "seeded" in status["tags"] and "release=0.4.4" in status["tags"]
+    assert status["snapshot_id"][:8] in out  # the table names it
+    assert 0 < status["downtime_seconds"] < status["duration_seconds"] + 1
+    S["cold"] = dict(status, playbook_seconds=round(seconds, 1))
+    prom = host.file(f"/var/lib/prometheus/node-exporter/owlat_backup_{STACK}.prom").content_string
+    assert f'owlat_backup_last_run_success{{stack="{STACK}"}} 1' in prom
+    assert f'owlat_backup_last_success_timestamp_seconds{{stack="{STACK}"}} {status["last_success"]}' in prom
+    # the stack is back: same data, answering
+    assert data_checksums(host) == S["seeded"]
+    print(f"\ncold backup: {status['duration_seconds']} s (playbook {seconds:.1f} s), Convex down {status['downtime_seconds']} s, "
+          f"{status['size_bytes']} bytes processed, {status.get('added_bytes')} bytes added")
+
+
+def test_no_secret_in_backup_output(host):
+    rc, out = run_playbook("owlat.selfhost.backup", "-e", f"owlat_target={BR1}", "-e", '{"owlat_backup_run_tags": ["vvv"]}', "-vvv")
+    assert rc == 0, out[-2000:]
+    values = [l.split("=", 1)[1] for l in host.file(f"{CONF}/secrets.env").content_string.splitlines() if "=" in l]
+    for value in values + ["lab-backup-password-1", admin_key(host)]:
+        assert value not in out
+
+
+def test_restore_refused_over_a_live_stack_without_confirmation(host):
+    before = started_at(host, f"{STACK}-convex")
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={BR1}")
+    assert rc != 0
+    assert "Confirm with -e owlat_backup_restore_confirm=true" in out and "nothing was changed" in out
+    assert started_at(host, f"{STACK}-convex") == before
+
+
+@pytest.mark.parametrize("case,extra,expected", [
+    ("unknown snapshot", ["-e", "owlat_backup_restore_snapshot=deadbeef"], "snapshot deadbeef of stack owlat does not exist"),
+    ("wrong password", ["-e", "owlat_backup_password=not-the-password"], "wrong repository password"),
+    ("missing repository", ["-e", "owlat_backup_repository=sftp:restic@owlat-mol-brrepo:/srv/restic/nothing-here"],
+     "no restic repository at sftp:restic@owlat-mol-brrepo:/srv/restic/nothing-here"),
+    ("damaged repository", ["-e", "owlat_backup_repository=sftp:restic@owlat-mol-brrepo:/srv/restic/damaged"], "looks damaged"),
+])
+def test_bad_restores_fail_clearly_and_change_nothing(host, case, extra, expected):
+    repo = testinfra.get_host("docker://owlat-mol-brrepo")
+    if case == "damaged repository":
+        sh(repo, "rm -rf /srv/restic/damaged && cp -a /srv/restic/owlat-mol-br1-owlat /srv/restic/damaged && "
+                 "chmod u+w /srv/restic/damaged/config && head -c 300 /dev/urandom > /srv/restic/damaged/config && "
+                 "chown -R restic /srv/restic/damaged")
+    settings = sh(host, f"sha256sum /etc/owlat-backup/{STACK}.json")
+    before = {c: started_at(host, f"{STACK}-{c}") for c in ("convex", "redis", "web")}
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={BR1}", "-e", "owlat_backup_restore_confirm=true", *extra)
+    assert rc != 0, out[-2000:]
+    assert expected in out, out[-3000:]
+    assert "Nothing was changed" in out or "nothing was changed" in out
+    assert sh(host, f"sha256sum /etc/owlat-backup/{STACK}.json") == settings
+    assert {c: started_at(host, f"{STACK}-{c}") for c in ("convex", "redis", "web")} == before
+    assert not repo.file("/srv/restic/nothing-here").exists  # a restore never creates a repository
+    assert data_checksums(host) == S["seeded"]
+
+
+def test_destroy_then_restore(host):
+    # A lost stack: containers and volumes gone (config and secrets stay on the host).
+    sh(host, f"docker rm -f $(docker ps -aq --filter name=^{STACK}-) && "
+             f"docker volume rm {STACK}-convex-data {STACK}-redis-data")
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={BR1}")
+    S["restore_seconds"] = round(time.monotonic() - start, 1)
+    assert rc == 0, out[-4000:]
+    assert re.search(r"restored from snapshot \w{8}", out)
+    assert data_checksums(host) == S["seeded"]
+    assert secrets_sum(host) == S["secrets"]
+    assert sh(host, "cat /root/secrets.first.sha256").split()[0] == S["secrets"]
+    # the admin key minted before the backup is still valid (same INSTANCE_SECRET, same instance)
+    status, body = convex(host, "/api/check_admin_key", key=S["admin_key"])
+    assert status == 200, body
+    assert admin_key(host) == S["admin_key"]
+    assert not host.file("/var/lib/owlat/restore-aside").exists or sh(host, "ls -A /var/lib/owlat/restore-aside") == ""
+    print(f"\nrestore onto the same host (destroyed volumes): {S['restore_seconds']} s")
+
+
+def test_idempotent_after_restore(host):
+    rc, out = run_converge()
+    assert rc == 0, out[-3000:]
+    assert recap(out)[BR1]["changed"] == 0, out[-3000:]
+
+
+def test_every_service_healthy_over_https(host):
+    for name in ("app", "api", "actions"):
+        code = sh(host, f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve {name}.{BR1}.owlat.test:443:127.0.0.1 "
+                        f"https://{name}.{BR1}.owlat.test/" + ("api/instance-info" if name == "app" else "version" if name == "api" else "api/v1/health"))
+        assert code == "200", name
+
+
+def test_disaster_recovery_onto_a_new_host(host):
+    dr = dr_host()
+    assert not dr.file(CONF).exists  # a brand-new host: no stack, no secrets
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={BR2}")
+    S["dr_seconds"] = round(time.monotonic() - start, 1)
+    assert rc == 0, out[-4000:]
+    assert f"taken on {BR1}" in out
+    assert data_checksums(dr) == S["seeded"]
+    assert secrets_sum(dr) == S["secrets"]
+    status, body = convex(dr, "/api/check_admin_key", key=S["admin_key"])
+    assert status == 200, body
+    code = sh(dr, f"curl -sk -o /dev/null -w '%{{http_code}}' --resolve app.{BR2}.owlat.test:443:127.0.0.1 "
+                  f"https://app.{BR2}.owlat.test/api/instance-info")
+    assert code == "200"
+    print(f"\ndisaster recovery onto {BR2} (Docker present, fresh stack): {S['dr_seconds']} s")
+
+
+def test_dr_host_converged(host):
+    rc, out = run_playbook("owlat.selfhost.site", "-e", f"owlat_target={BR2}")
+    assert rc == 0, out[-3000:]
+    assert recap(out)[BR2]["changed"] == 0, out[-3000:]
+
+
+def test_hot_backup_has_no_downtime_and_restores(host):
+    before = {c: started_at(host, f"{STACK}-{c}") for c in ("convex", "redis")}
+    rc, out, seconds = backup("-e", '{"owlat_backup_run_mode": "hot", "owlat_backup_run_tags": ["hot-test"]}')
+    assert rc == 0, out[-3000:]
+    status = json.loads(host.file(STATUS).content_string)
+    assert status["result"] == "success" and status["mode"] == "hot" and status["downtime_seconds"] == 0
+    assert {c: started_at(host, f"{STACK}-{c}") for c in ("convex", "redis")} == before
+    S["hot"] = dict(status, playbook_seconds=round(seconds, 1))
+    # Restore the hot snapshot over the DR host's stack (confirmed): documents from the export, Redis from BGSAVE.
+    dr = dr_host()
+    query(dr, "lab:put", {"table": "notes", "doc": {"n": 999, "text": "written on the DR host after the restore"}})
+    redis(dr, "SET", "lab:written-after", "x")
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={BR2}", "-e", "owlat_backup_restore_confirm=true",
+                           "-e", f"owlat_backup_restore_snapshot={status['snapshot_id'][:12]}")
+    assert rc == 0, out[-4000:]
+    assert data_checksums(dr) == S["seeded"]
+    print(f"\nhot backup: {status['duration_seconds']} s, no downtime, {status['size_bytes']} bytes processed")
+
+
+def test_local_repository_and_scheduled_run(host):
+    dr = dr_host()
+    rc, out = run_playbook("owlat.selfhost.backup", "-e", f"owlat_target={BR2}", "-e", "owlat_backup_repository=/var/backups/owlat/local",
+                           "-e", '{"owlat_backup_run_tags": ["local"]}')
+    assert rc == 0, out[-3000:]
+    snaps = json.loads(sh(dr, "RESTIC_PASSWORD=lab-backup-password-1 restic -r /var/backups/owlat/local snapshots --json"))
+    assert len(snaps) == 1 and "local" in snaps[0]["tags"]
+    # the timer's service, run now: a scheduled-tagged snapshot and a fresh status
+    sh(dr, f"systemctl start owlat-backup@{STACK}.service")
+    status = json.loads(dr.file(STATUS).content_string)
+    assert status["result"] == "success" and "scheduled" in status["tags"]
