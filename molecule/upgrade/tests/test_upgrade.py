@@ -1,0 +1,311 @@
+"""Rolling upgrade A -> B of three stacks, seen as their users and their operator see it.
+
+One module fixture seeds data through each host's Convex API, starts probes that poll every host's web app and
+API through Caddy every 100 ms, runs upgrade.yml, and stops the probes. owlat-mol-upgrade3 has a broken B web
+image: it must be rolled back to A with its data, while the others end on B without one failed web request.
+The figures (durations, API gap, failed requests, rollback time) go to upgrade-figures.json in the scenario's
+ephemeral directory and are printed with -s.
+"""
+
+import json
+import os
+import pathlib
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+
+A, B = "0.4.4", "0.5.0"
+HOSTS = ["owlat-mol-upgrade1", "owlat-mol-upgrade2", "owlat-mol-upgrade3"]
+GOOD, BROKEN = HOSTS[:2], HOSTS[2]
+STACK = "owlat"
+CA = f"/var/lib/docker/volumes/{STACK}-caddy-data/_data/caddy/pki/authorities/local/root.crt"
+COLLECTION = pathlib.Path(__file__).resolve().parents[3]
+ACK = json.dumps({"owlat_upgrade_acknowledge": [B]})
+
+
+def sh(name, *cmd):
+    return subprocess.run(["docker", "exec", name, *cmd], capture_output=True, text=True, check=False)
+
+
+def address(name):
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True
+    ).strip()
+
+
+def tls(name):
+    return ssl.create_default_context(cadata=sh(name, "cat", CA).stdout)
+
+
+def request(addr, ctx, hostname, path, method="GET", body=None, timeout=5):
+    """One HTTPS request through the host's Caddy (a new connection, as a fresh client): (status, body)."""
+    payload = b"" if body is None else json.dumps(body).encode()
+    head = (f"{method} {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n").encode()
+    with socket.create_connection((addr, 443), timeout=timeout) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
+            s.sendall(head + payload)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1].decode(errors="replace")
+
+
+def convex(name, kind, path, args):
+    status, body = request(address(name), tls(name), f"api.{name}.owlat.test", f"/api/{kind}",
+                           "POST", {"path": path, "args": args, "format": "json"})
+    assert status == 200, body
+    result = json.loads(body)
+    assert result["status"] == "success", result
+    return result["value"]
+
+
+def playbook(*args, timeout=1800):
+    """ansible-playbook on the scenario's inventory; (rc, uncoloured output)."""
+    run = subprocess.run(
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"),
+    )
+    return run.returncode, re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
+
+
+def recap(out):
+    """{host: (changed, failed)} from the play recap."""
+    return {h: (int(c), int(f)) for h, c, f in
+            re.findall(r"^(owlat-mol-upgrade\d)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", out, re.M)}
+
+
+def record(name):
+    res = sh(name, "cat", f"/etc/ansible/facts.d/owlat_{STACK}.fact")
+    return json.loads(res.stdout) if res.returncode == 0 else {}
+
+
+def running_images(name):
+    out = sh(name, "docker", "ps", "--format", "{{.Names}} {{.Image}}").stdout
+    return dict(line.split(" ", 1) for line in out.splitlines())
+
+
+class Probe(threading.Thread):
+    """Polls one hostname through one host's Caddy every 100 ms; records (time, ok) per request."""
+
+    def __init__(self, name, hostname, path):
+        super().__init__(daemon=True)
+        self.addr, self.ctx, self.hostname, self.path = address(name), tls(name), hostname, path
+        self.samples, self.stop = [], threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            t = time.time()
+            try:
+                ok = request(self.addr, self.ctx, self.hostname, self.path, timeout=10)[0] == 200
+            except OSError:
+                ok = False
+            self.samples.append((t, ok))
+            self.stop.wait(max(0.0, 0.1 - (time.time() - t)))
+
+    @property
+    def failed(self):
+        return sum(1 for _, ok in self.samples if not ok)
+
+    @property
+    def longest_gap(self):
+        """Seconds from the last success before a run of failures to the first success after it."""
+        gap, last_ok, in_gap = 0.0, None, False
+        for t, ok in self.samples:
+            if ok:
+                if in_gap and last_ok is not None:
+                    gap = max(gap, t - last_ok)
+                last_ok, in_gap = t, False
+            else:
+                in_gap = True
+        return round(gap, 2)
+
+
+@pytest.fixture(scope="module")
+def seeded():
+    """A few documents in every stack, written through its public Convex API."""
+    docs = {}
+    for name in HOSTS:
+        ids = [convex(name, "mutation", "lab:put", {"table": "contacts", "doc": {"email": f"c{i}@{name}.test"}})
+               for i in range(3)]
+        docs[name] = sorted(ids)
+    return docs
+
+
+@pytest.fixture(scope="module")
+def upgrade(seeded):
+    """Run upgrade.yml A -> B with the probes on; the figures."""
+    probes = {}
+    for name in HOSTS:
+        probes[name] = {"web": Probe(name, f"app.{name}.owlat.test", "/api/instance-info"),
+                        "api": Probe(name, f"api.{name}.owlat.test", "/version")}
+        for p in probes[name].values():
+            p.start()
+    time.sleep(1)
+    started = time.time()
+    ephemeral = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
+    report_file = ephemeral / "upgrade-report.json"
+    report_file.unlink(missing_ok=True)
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"),
+                       "-e", f"owlat_upgrade_release={B}", "-e", ACK, "-e", f"owlat_upgrade_report_file={report_file}",
+                       "-e", "owlat_upgrade_batch=100%", "-e", "owlat_upgrade_max_fail_percentage=50")
+    wall = round(time.time() - started, 1)
+    time.sleep(1)
+    for pair in probes.values():
+        for p in pair.values():
+            p.stop.set()
+            p.join()
+    report = json.loads(report_file.read_text()) if report_file.exists() else {}
+    figures = {
+        "playbook_seconds": wall, "rc": rc,
+        "hosts": {name: {
+            "web_requests": len(probes[name]["web"].samples), "web_failed": probes[name]["web"].failed,
+            "api_requests": len(probes[name]["api"].samples), "api_failed": probes[name]["api"].failed,
+            "api_gap_seconds": probes[name]["api"].longest_gap, "report": report.get(name, {}),
+        } for name in HOSTS},
+    }
+    (ephemeral / "upgrade-figures.json").write_text(json.dumps(figures, indent=1))
+    (ephemeral / "upgrade-run.log").write_text(out)
+    print(json.dumps(figures, indent=1))
+    return {"rc": rc, "out": out, "figures": figures, "seeded": seeded}
+
+
+def test_refused_without_acknowledging_breaking_changes():
+    """Breaking changes of B are listed and must be acknowledged: nothing changes before that."""
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}",
+                       "-l", GOOD[0])
+    assert rc != 0
+    assert "breaking changes between 0.4.4 and 0.5.0 must be acknowledged" in out, out[-3000:]
+    assert "migrates its database" in out
+    assert recap(out)[GOOD[0]][0] == 0
+    assert record(GOOD[0])["release"] == A
+
+
+def test_good_hosts_end_on_b(upgrade):
+    assert upgrade["rc"] == 2, upgrade["out"][-4000:]  # one host failed (and was rolled back)
+    for name in GOOD:
+        rec = record(name)
+        assert rec["release"] == B and rec["functions_release"] == B, rec
+        images = running_images(name)
+        assert images[f"{STACK}-web"].endswith("/wolvesdotink/web:0.5.0")
+        assert images[f"{STACK}-mta"].endswith("/wolvesdotink/mta:0.5.0")
+        assert images[f"{STACK}-convex"].endswith(":3d41c7be0e2a5f6b8c9d1e27f3a4b5c6d7e8f901")
+        assert f"{STACK}-web-next" not in images
+        assert sh(name, "test", "-e", f"/etc/ansible/facts.d/owlat_{STACK}_upgrade.fact").returncode == 1
+        # The new backend migrated the database (the double logs it like Convex does).
+        logs = sh(name, "docker", "logs", f"{STACK}-convex").stderr + sh(name, "docker", "logs", f"{STACK}-convex").stdout
+        assert "db metadata version up to date at 122" in logs
+
+
+def test_good_hosts_kept_their_data(upgrade):
+    for name in GOOD:
+        docs = convex(name, "query", "lab:list", {"table": "contacts"})
+        assert sorted(d["_id"] for d in docs) == upgrade["seeded"][name]
+
+
+def test_no_failed_web_request_on_upgraded_hosts(upgrade):
+    for name in GOOD:
+        fig = upgrade["figures"]["hosts"][name]
+        assert fig["web_requests"] > 100, fig
+        assert fig["web_failed"] == 0, fig
+
+
+def test_api_gap_is_only_the_backend_restart(upgrade):
+    for name in GOOD:
+        fig = upgrade["figures"]["hosts"][name]
+        assert 0 < fig["api_gap_seconds"] < 15, fig
+
+
+def test_broken_host_rolled_back_to_a_with_its_data(upgrade):
+    rec = record(BROKEN)
+    assert rec["release"] == A, rec
+    images = running_images(BROKEN)
+    assert images[f"{STACK}-web"].endswith("/wolvesdotink/web:0.4.4")
+    assert images[f"{STACK}-convex"].endswith(":f9962e609c19c6a112da7af7749f78d5a25ca2e9")
+    assert f"{STACK}-web-next" not in images
+    assert sh(BROKEN, "test", "-e", f"/etc/ansible/facts.d/owlat_{STACK}_upgrade.fact").returncode == 1
+    docs = convex(BROKEN, "query", "lab:list", {"table": "contacts"})
+    assert sorted(d["_id"] for d in docs) == upgrade["seeded"][BROKEN]
+    status, body = request(address(BROKEN), tls(BROKEN), f"app.{BROKEN}.owlat.test", "/api/instance-info")
+    assert status == 200 and f"https://app.{BROKEN}.owlat.test" in body
+
+
+def test_report_names_each_result_and_the_reason(upgrade):
+    fig = upgrade["figures"]["hosts"]
+    for name in GOOD:
+        row = fig[name]["report"]
+        assert row["result"] == "upgraded" and (row["from"], row["to"]) == (A, B), row
+        assert float(row["seconds"]) > 0 and float(row["api_gap"]) > 0, row
+    row = fig[BROKEN]["report"]
+    assert row["result"].startswith("rolled back (snapshot "), row
+    assert float(row["rollback_seconds"]) > 0
+    assert "web-next" in row["reason"] and "HTTP 503" in row["reason"], row  # the failed gate, named
+    assert re.search(r"HOST\s+STACK\s+FROM\s+TO\s+SECONDS\s+API GAP\s+ROLLBACK\s+RESULT", upgrade["out"])
+
+
+def test_pre_upgrade_backup_tagged_with_both_releases(upgrade):
+    status = json.loads(sh(GOOD[0], "cat", f"/var/lib/owlat/backup/{STACK}.json").stdout)
+    assert status["result"] == "success"
+    assert {"pre-upgrade", f"from-{A}", f"to-{B}"} <= set(status.get("tags", [])), status
+
+
+def test_rerun_with_the_same_target_changes_nothing(upgrade):
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,
+                       "-l", ",".join(GOOD))
+    assert rc == 0, out[-3000:]
+    assert recap(out) == {name: (0, 0) for name in GOOD}, out[-3000:]
+
+
+def test_site_runs_stay_idempotent_after_the_upgrade(upgrade):
+    rc, out = playbook(str(COLLECTION / "playbooks/site.yml"), "-e", f"owlat_stack_release={B}", "-l", ",".join(GOOD))
+    assert rc == 0, out[-3000:]
+    assert recap(out) == {name: (0, 0) for name in GOOD}, out[-3000:]
+    rc, out = playbook(str(COLLECTION / "playbooks/site.yml"), "-l", BROKEN)
+    assert rc == 0, out[-3000:]
+    assert recap(out) == {BROKEN: (0, 0)}, out[-3000:]
+
+
+def test_site_refuses_to_downgrade_an_upgraded_host(upgrade):
+    rc, out = playbook(str(COLLECTION / "playbooks/site.yml"), "-l", GOOD[0])
+    assert rc != 0
+    assert "0.4.4 is older than the deployed 0.5.0" in out, out[-3000:]
+    assert recap(out)[GOOD[0]][0] == 0
+
+
+def test_interrupted_upgrade_converges_when_run_again(upgrade):
+    """The host is lost mid-way (the controller dies right after the backend moved): a re-run finishes."""
+    fixed = json.dumps({"owlat_stack_release_catalog_extra": {}})  # this time with the good B web image
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(COLLECTION / "playbooks/upgrade.yml"),
+            "-e", f"owlat_upgrade_release={B}", "-e", ACK, "-e", fixed, "-l", BROKEN]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    marker = f"/etc/ansible/facts.d/owlat_{STACK}_upgrade.fact"
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if '"phase": "backend"' in sh(BROKEN, "cat", marker).stdout:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the upgrade ended before it could be interrupted"
+    os.killpg(proc.pid, 9)
+    proc.wait()
+    assert record(BROKEN)["release"] == A  # not finished
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,
+                       "-e", fixed, "-l", BROKEN)
+    assert rc == 0, out[-4000:]
+    assert record(BROKEN)["release"] == B
+    assert sh(BROKEN, "test", "-e", marker).returncode == 1
+    assert f"{STACK}-web-next" not in running_images(BROKEN)
+    docs = convex(BROKEN, "query", "lab:list", {"table": "contacts"})
+    assert sorted(d["_id"] for d in docs) == upgrade["seeded"][BROKEN]
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,
+                       "-e", fixed, "-l", BROKEN)
+    assert rc == 0 and recap(out) == {BROKEN: (0, 0)}, out[-3000:]
