@@ -214,8 +214,8 @@ class Job:
 # ------------------------------------------------------------------------------------ the jobs
 
 
-def catalog_releases():
-    data = yaml.safe_load((ROOT / "roles/stack/vars/main.yml").read_text())
+def catalog_releases(project):
+    data = yaml.safe_load((project / "roles/stack/vars/main.yml").read_text())
     return list(data["owlat_stack_release_catalog"])
 
 
@@ -225,17 +225,21 @@ def test_site_then_upgrade_then_status_as_awx_jobs(job_dir):
     assert all(stats["changed"].get(h, 0) > 0 for h in site.hosts), "a first deploy changes every host"
     site.assert_no_secret_in_output()
 
-    # upgrade.yml is part of the job when the collection has it.
+    backed_up = False
+    expected_release = yaml.safe_load((job_dir.project / "roles/stack/defaults/main.yml").read_text())[
+        "owlat_stack_release"]
+    # upgrade.yml is part of the job when the collection has it (with the pre-upgrade backup to the repository
+    # of the backup credential).
     if (job_dir.project / "playbooks/upgrade.yml").exists():
-        target = catalog_releases()[-1]
+        target = catalog_releases(job_dir.project)[-1]
         upgrade = job_dir("playbooks/upgrade.yml", {
             "owlat_target": "owlat_hosts", "owlat_upgrade_release": target,
-            "owlat_upgrade_acknowledge": catalog_releases(),
-            # The pre-upgrade backup needs the backup role on the hosts; backup.yml's job covers that path.
-            "owlat_upgrade_backup": False,
+            "owlat_upgrade_acknowledge": catalog_releases(job_dir.project),
         })
         upgrade.assert_every_host_ok()
         upgrade.assert_no_secret_in_output()
+        expected_release = target
+        backed_up = True
 
     status = job_dir("playbooks/status.yml", {"owlat_target": "owlat_hosts"})
     stats = status.assert_every_host_ok()
@@ -245,6 +249,9 @@ def test_site_then_upgrade_then_status_as_awx_jobs(job_dir):
     assert sorted(r["host"] for r in report["rows"]) == sorted(status.hosts)
     for row in report["rows"]:
         assert row["services"].startswith("convex ok, web ok, mta ok, redis ok, caddy ok"), row
+        assert row["release"] == expected_release, row
+        # The pre-upgrade backup's status file (backup role contract) is what the report reads.
+        assert not backed_up or row["backup"] not in ("never", "unreadable"), row
     # ... and the JSON file, written outside the read-only project directory.
     written = json.loads(job_dir.status_json.read_text())
     assert sorted(r["host"] for r in written["rows"]) == sorted(status.hosts)
