@@ -61,6 +61,7 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description: Uses POSIX owners, groups and modes.
 notes:
   - Services are not restarted; act on RV(changed_paths).
 """
