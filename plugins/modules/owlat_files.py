@@ -51,7 +51,7 @@ attributes:
   check_mode:
     support: full
     description: Reports what would change and writes nothing; an owner or group that does not exist yet (its package
-      is installed in the same run) counts as a change instead of an error.
+      is installed in the same run) or a missing O(files[].src) counts as a change instead of an error.
   diff_mode:
     support: full
     description: Shows each changed file before and after (secret files only by name).
@@ -191,6 +191,10 @@ class Files:
         secret = given[0] == "secret_content"
         if given[0] == "src":
             text = read_text(item["src"])
+            if text is None and self.check:
+                # Check mode on a new host: the source appears during the real run (e.g. Caddy's CA).
+                self.changed.append(path)
+                return
             if text is None:
                 self.module.fail_json(msg="%s: source file %s does not exist" % (path, item["src"]))
         else:

@@ -104,6 +104,10 @@ def test_copies_a_file_already_on_the_host(monkeypatch, tmp_path):
     assert res["changed_paths"] == [str(dest)] and dest.read_text() == src.read_text()
     missing = run_module(monkeypatch, {"files": [{"path": str(dest), "src": str(tmp_path / "nope")}]})
     assert missing["failed"] is True and "does not exist" in missing["msg"]
+    # In check mode the source may appear during the real run (a fresh host): a change, not an error.
+    check = run_module(monkeypatch, {"files": [{"path": str(tmp_path / "new.crt"), "src": str(tmp_path / "nope")}]},
+                       check_mode=True)
+    assert check["failed"] is False and check["changed_paths"] == [str(tmp_path / "new.crt")]
 
 
 def test_exactly_one_source_and_an_octal_mode(monkeypatch, tmp_path):
