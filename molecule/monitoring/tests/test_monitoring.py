@@ -191,7 +191,7 @@ def test_agent_memory_and_series(host, stack_host, central):
     assert rss_kib < 300 * 1024
     for family in ("node_", "engine_daemon_", "convex_", "owlat_mta_", "probe_", "owlat_container_", "owlat_release_info"):
         assert any(n.startswith(family) for n in names), family
-    # Exporter runtime internals are dropped before sending (owlat_monitoring_drop_metrics_regex).
+    # Exporter runtime internals are dropped before sending (owlat_monitoring_drop_metrics).
     central.wait('count({host="%s",__name__=~"go_.*|promhttp_.*"})' % stack_host, lambda r: not r, timeout=420,
                  what="no go_/promhttp_ series from the host")
 
