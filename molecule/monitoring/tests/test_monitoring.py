@@ -156,9 +156,35 @@ def test_stopped_container_makes_its_probe_fail_centrally(host, stack_host, cent
             'owlat_container_healthy{host="%s",service="%s"}' % (stack_host, service),
             lambda r: r and r[0]["value"][1] == "0", what="container reported not running")
         assert unhealthy[0]["metric"]["stack"] == stack
+        # The shipped rules see it on the central side (pending until their `for` has passed).
+        alerts = central.wait('ALERTS{host="%s",alertname=~"OwlatProbeFailing|OwlatServiceUnhealthy"}' % stack_host,
+                              lambda r: {a["metric"]["alertname"] for a in r} == {"OwlatProbeFailing", "OwlatServiceUnhealthy"},
+                              what="both alerts pending or firing")
+        assert service in {a["metric"].get("service") for a in alerts if a["metric"]["alertname"] == "OwlatServiceUnhealthy"}
     finally:
         host.run_expect([0], "docker start %s-%s", stack, service)
     central.wait(probe, lambda r: r and r[0]["value"][1] == "1", what="probe succeeds again after the start")
+
+
+def test_alert_rules_loaded_centrally(central):
+    groups = central.get("/api/v1/rules")["data"]["groups"]
+    rules = [r for g in groups for r in g["rules"]]
+    assert len(rules) == 12 and all(r["health"] == "ok" for r in rules), rules
+
+
+@pytest.mark.xfail(strict=True, reason="roles/proxy forwards every path of the API hostname to convex:3210, /metrics "
+                   "included; it needs `respond /metrics 404` there (roles/proxy is not this issue's to change)")
+def test_convex_metrics_not_public(stack_host):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # only the answer matters here, not the CA
+    hostname = "api.%s.owlat.test" % stack_host
+    with socket.create_connection((lab_address(stack_host), 443), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
+            s.sendall(("GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % hostname).encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    assert b"convex_" not in data, data[:300]
 
 
 def test_nothing_new_reachable_from_outside(host, stack_host):
