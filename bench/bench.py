@@ -118,11 +118,14 @@ def bench(n, args, log):
     out["status"] = playbook("status.yml", inventory, env, log, workdir, "status")
     strategy = mitogen_strategy_dir() if not args.no_mitogen else None
     if strategy:
-        menv = dict(env, ANSIBLE_STRATEGY_PLUGINS=strategy, ANSIBLE_STRATEGY="mitogen_linear")
+        # Mitogen opens its connections within ansible's `timeout` (10 s by default): on a loaded machine the
+        # first connection to several hosts at once takes longer.
+        menv = dict(env, ANSIBLE_STRATEGY_PLUGINS=strategy, ANSIBLE_STRATEGY="mitogen_linear",
+                    ANSIBLE_TIMEOUT=os.environ.get("ANSIBLE_TIMEOUT", "60"))
         out["mitogen"] = dict(ping=ping(inventory, menv, log),
                               noop=playbook("site.yml", inventory, menv, log, workdir, "mitogen-noop"),
                               status=playbook("status.yml", inventory, menv, log, workdir, "mitogen-status"))
-        if out["mitogen"]["ping"]["seconds"]:
+        if out["mitogen"]["ping"]["seconds"] and out["mitogen"]["noop"]["ok"]:
             out["mitogen"]["noop_over_ping"] = round(out["mitogen"]["noop"]["seconds"] / out["mitogen"]["ping"]["seconds"], 1)
     upgrade = pathlib.Path(args.collections) / "ansible_collections/owlat/selfhost/playbooks/upgrade.yml"
     if upgrade.exists() and not args.no_upgrade:
@@ -194,7 +197,7 @@ def cell(result, key="seconds"):
 
 def markdown(r):
     m = r.get("mitogen") or {}
-    return "| %d | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s–%s |" % (
+    return "| %d | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s | %s | %s | %s–%s |" % (
         r["n"], r["started"][:16].replace("T", " "), cell(r["first_deploy"]), cell(r["noop"]),
         cell(r.get("upgrade")), cell(r["ping"]), r.get("noop_over_ping", "-"),
         r["first_deploy"].get("module_runs_per_host", "-"), r["noop"].get("module_runs_per_host", "-"),
