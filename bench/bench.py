@@ -201,7 +201,8 @@ def markdown(r):
         r["n"], r["started"][:16].replace("T", " "), cell(r["first_deploy"]), cell(r["noop"]),
         cell(r.get("upgrade")), cell(r["ping"]), r.get("noop_over_ping", "-"),
         r["first_deploy"].get("module_runs_per_host", "-"), r["noop"].get("module_runs_per_host", "-"),
-        cell(r["status"]), cell(m.get("ping")), cell(m.get("noop")), m.get("noop_over_ping", "-"),
+        cell(r["status"]), cell(m.get("ping")), cell(m.get("noop")),
+        m.get("noop_over_ping", "-") if (m.get("noop") or {}).get("ok") else "-",
         min(x["load_before"] for x in measurements(r)), max(x["load_after"] for x in measurements(r)))
 
 
