@@ -9,6 +9,7 @@ import re
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -224,7 +225,14 @@ def test_agent_memory_and_series(host, stack_host, central):
     rss_kib = int(host.check_output("ps -o rss= -C prometheus").split()[0])
     # ALERTS* are the central server's own rule evaluations, not series the host sent.
     names = sorted({s["metric"]["__name__"] for s in central.query('{host="%s",__name__!~"ALERTS.*"}' % stack_host)})
-    print("\n%s: agent RSS %.1f MiB, %d metric names centrally: %s" % (stack_host, rss_kib / 1024, len(names), names))
+    per_job = {r["metric"]["job"]: int(r["value"][1])
+               for r in central.query('count by (job) ({host="%s",__name__!~"ALERTS.*"})' % stack_host)}
+    # The figures of the closing note (series per host, agent memory), kept next to the scenario's other output.
+    report = pathlib.Path(tempfile.gettempdir()) / "owlat-monitoring-series.json"
+    data = json.loads(report.read_text()) if report.exists() else {}
+    data[stack_host] = {"agent_rss_mib": round(rss_kib / 1024, 1), "series_per_job": per_job, "metric_names": names}
+    report.write_text(json.dumps(data, indent=1))
+    print("\n%s: agent RSS %.1f MiB, series per job %s" % (stack_host, rss_kib / 1024, per_job))
     assert rss_kib < 300 * 1024
     for family in ("node_", "engine_daemon_", "convex_", "owlat_mta_", "probe_", "owlat_container_", "owlat_release_info"):
         assert any(n.startswith(family) for n in names), family
