@@ -108,7 +108,7 @@ class Probe(threading.Thread):
             t = time.time()
             try:
                 ok = request(self.addr, self.ctx, self.hostname, self.path, timeout=10)[0] == 200
-            except OSError:
+            except (OSError, ValueError, IndexError):  # refused, reset, timed out, or closed without an answer
                 ok = False
             self.samples.append((t, ok))
             self.stop.wait(max(0.0, 0.1 - (time.time() - t)))
@@ -172,6 +172,9 @@ def upgrade(seeded):
             "web_requests": len(probes[name]["web"].samples), "web_failed": probes[name]["web"].failed,
             "api_requests": len(probes[name]["api"].samples), "api_failed": probes[name]["api"].failed,
             "api_gap_seconds": probes[name]["api"].longest_gap, "report": report.get(name, {}),
+            # Both probes polled until the end of the playbook (a probe that died would hide failures).
+            "probes_covered_run": all(p.samples and p.samples[-1][0] >= started + wall - 5
+                                      for p in probes[name].values()),
         } for name in HOSTS},
     }
     (ephemeral / "upgrade-figures.json").write_text(json.dumps(figures, indent=1))
@@ -216,6 +219,7 @@ def test_good_hosts_kept_their_data(upgrade):
 def test_no_failed_web_request_on_upgraded_hosts(upgrade):
     for name in GOOD:
         fig = upgrade["figures"]["hosts"][name]
+        assert fig["probes_covered_run"], fig
         assert fig["web_requests"] > 100, fig
         assert fig["web_failed"] == 0, fig
 
@@ -298,9 +302,17 @@ def test_interrupted_upgrade_converges_when_run_again(upgrade):
     os.killpg(proc.pid, 9)
     proc.wait()
     assert record(BROKEN)["release"] == A  # not finished
+    killed_after = round(time.time() - (deadline - 600), 1)
+    resumed = time.time()
     rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,
                        "-e", fixed, "-l", BROKEN)
+    ephemeral = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
+    (ephemeral / "upgrade-interrupted.json").write_text(json.dumps(
+        {"killed_after_seconds": killed_after, "resume_seconds": round(time.time() - resumed, 1), "rc": rc}))
+    (ephemeral / "upgrade-resume.log").write_text(out)
     assert rc == 0, out[-4000:]
+    # Resumed from the marker: the first run's pre-upgrade snapshot is kept, no second backup.
+    assert re.search(r"Pre-upgrade backup \(tagged with both releases\)\] \**\nskipping", out), out[-4000:]
     assert record(BROKEN)["release"] == B
     assert sh(BROKEN, "test", "-e", marker).returncode == 1
     assert f"{STACK}-web-next" not in running_images(BROKEN)
