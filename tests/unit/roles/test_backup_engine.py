@@ -173,3 +173,22 @@ def test_restore_sets_data_aside_and_put_back_undoes_it(engine, tmp_path, monkey
     assert (conf / "secrets.env").read_text() == "INSTANCE_SECRET=live\n"
     assert (vol["s1-convex-data"] / "live.txt").exists() and not (vol["s1-convex-data"] / "db.sqlite3").exists()
     assert not os.path.exists(aside)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give files away")
+def test_moving_across_filesystems_keeps_owners(engine, tmp_path, monkeypatch):
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    (src / "appendonlydir").mkdir(parents=True)
+    (src / "appendonlydir" / "appendonly.aof.manifest").write_text("m")
+    (src / "dump.rdb").write_text("d")
+    for path in (src / "appendonlydir", src / "appendonlydir" / "appendonly.aof.manifest", src / "dump.rdb"):
+        os.chown(path, 999, 999)
+
+    def cross_device(a, b):
+        raise OSError(engine.errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(engine.os, "rename", cross_device)
+    engine.move_contents(str(src), str(dest))
+    for rel in ("appendonlydir", "appendonlydir/appendonly.aof.manifest", "dump.rdb"):
+        assert os.stat(dest / rel).st_uid == 999, rel
+    assert os.listdir(src) == []
