@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring
 
-.PHONY: help deps venv link lab demo test lint unit sanity molecule runner build clean lab-down
+.PHONY: help deps venv link lab demo test lint unit sanity molecule runner ee bench status build clean lab-down
 
 help:
 	@echo "make demo   - lab hosts up, the whole Owlat stack on each (from the lab registry), status table"
@@ -49,7 +49,7 @@ lint: venv link
 	$(BIN)/ansible-lint --profile production
 
 unit: venv link
-	$(BIN)/pytest -q tests/unit tests/doubles
+	$(BIN)/pytest -q tests/unit tests/doubles tests/runner/test_awx_files.py
 
 sanity: venv
 	bash tests/sanity.sh
@@ -63,6 +63,18 @@ runner: deps venv link  ## site.yml, upgrade.yml and status.yml through ansible-
 	$(BIN)/pytest -q tests/runner
 
 test: lint unit sanity molecule runner
+
+ee: venv  ## execution-environment build context (extensions/ee/context); the image build needs a registry
+	PATH=$(CURDIR)/$(BIN):$$PATH bash extensions/ee/build.sh
+
+BENCH_N ?= 1 3 10
+bench: deps venv link  ## not a test: timings on N private lab hosts -> bench/results, docs/bench.md
+	$(PY) lab/lab.py registry
+	$(PY) bench/bench.py -n $(BENCH_N) --head
+	$(PY) bench/report.py
+
+status: venv link  ## fleet status table (+ JSON) of the lab hosts
+	$(BIN)/ansible-playbook playbooks/status.yml
 
 build: venv
 	$(BIN)/ansible-galaxy collection build --force
