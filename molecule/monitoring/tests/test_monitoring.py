@@ -250,8 +250,9 @@ def test_agent_memory_and_series(host, stack_host, central):
 def test_no_secret_in_verbose_output_and_check_mode_changes_nothing():
     run = subprocess.run(
         ["ansible-playbook", "-vvv", "--check", "-i", INVENTORY, "owlat.selfhost.monitoring"],
-        capture_output=True, text=True, timeout=900, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"))
-    out = run.stdout + run.stderr
+        capture_output=True, text=True, timeout=900, check=False,
+        env=dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0"))
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
     assert run.returncode == 0, out[-3000:]
     assert "lab-remote-write-pass" not in out
     recaps = dict(re.findall(r"(owlat-mol-mon\d)\s+: ok=\d+\s+changed=(\d+)", out))
