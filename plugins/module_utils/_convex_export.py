@@ -69,7 +69,7 @@ def download_export(url, admin_key, start_ts, dest, timeout=60):
 
     Returns (size, sha256 hex).
     """
-    scheme, host, port, _ = split_url(url)
+    scheme, host, port, dummy = split_url(url)
     conn_class = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
     conn = conn_class(host, port, timeout=timeout)
     tmp = dest + ".part"

@@ -13,13 +13,13 @@ description:
   - With O(state=exported), asks the backend for a snapshot export
     (C(POST /api/export/request/zip)), waits until it is completed (polling
     C(_system/cli/exports:getLatest)) and streams the zip into O(path) (mode C(0600)). The backend keeps
-    serving while it exports: this is the hot backup of the Convex data.
+    serving while it exports, which makes this the hot backup of the Convex data.
   - An export that someone else started is waited for first, so the file is always at least as new as
     the call.
   - With O(state=imported), replaces every table with the documents of the zip at O(path), like
     C(convex import --replace-all).
   - An export holds the tables and, with O(include_storage), the file storage. It does NOT hold the
-    deployed functions, the deployment environment variables or pending scheduled functions: back those
+    deployed functions, the deployment environment variables or pending scheduled functions; back those
     up alongside (the backup role does).
 author:
   - owlat.selfhost maintainers (@owlat)
@@ -59,11 +59,14 @@ attributes:
     description: Nothing is requested, written or imported; the module reports that it would.
   diff_mode:
     support: none
+    description: A snapshot has no meaningful text diff.
   idempotent:
     support: none
     description: Every run takes a new export (or imports again); it always reports a change.
   platform:
+    support: full
     platforms: posix
+    description: Talks HTTP to the backend from the managed host; the zip is written there.
 """
 
 EXAMPLES = r"""
