@@ -190,8 +190,6 @@ def test_alert_rules_loaded_centrally(central):
     assert len(rules) == 12 and all(r["health"] == "ok" for r in rules), rules
 
 
-@pytest.mark.xfail(strict=True, reason="roles/proxy forwards every path of the API hostname to convex:3210, /metrics "
-                   "included; it needs `respond /metrics 404` there (roles/proxy is not this issue's to change)")
 def test_convex_metrics_not_public(stack_host):
     ctx = ssl.create_default_context()
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE  # only the answer matters here, not the CA
