@@ -579,3 +579,55 @@ def summary_row(stack):
         backup=describe_backup(stack["backup"]),
         tls=describe_tls(stack["tls"]),
     )
+
+
+# ------------------------------------------------------------------------------------ converge probe
+
+
+def container_facts(inspect, network, image_ids):
+    """What the roles need to decide whether a container must go through docker_container again."""
+    state = inspect.get("State") or {}
+    status = state.get("Status") or "unknown"
+    running = status == "running" and not state.get("Restarting")
+    health = (state.get("Health") or {}).get("Status")
+    image_ref = (inspect.get("Config") or {}).get("Image")
+    networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
+    ip = (networks.get(network) or {}).get("IPAddress") or None
+    image_current = bool(image_ref) and image_ids.get(image_ref) == inspect.get("Image")
+    return dict(
+        state=status,
+        health=health,
+        running=running,
+        healthy=running and health in (None, "healthy"),
+        image=image_ref,
+        image_current=image_current,
+        ip=ip,
+        # Running on the image its reference names today and attached to the stack network.
+        settled=running and image_current and ip is not None,
+    )
+
+
+def probe_stack(api, stack, network):
+    """One pass over a stack: does its network exist, and the state of each <stack>-<service> container."""
+    try:
+        api.get("/networks/%s" % quote(network))
+        network_exists = True
+    except DockerError as exc:
+        if "HTTP 404" not in str(exc):
+            raise
+        network_exists = False
+    containers = api.stack_containers(stack)
+    image_ids = {}
+    for inspect in containers.values():
+        ref = (inspect.get("Config") or {}).get("Image")
+        if ref and ref not in image_ids:
+            try:
+                image_ids[ref] = api.get("/images/%s/json" % quote(ref, safe="/:@")).get("Id")
+            except DockerError as exc:
+                if "HTTP 404" not in str(exc):
+                    raise
+                image_ids[ref] = None
+    out = {}
+    for name, inspect in containers.items():
+        out[name[len(stack) + 1:]] = container_facts(inspect, network, image_ids)
+    return dict(network_exists=network_exists, containers=out)

@@ -11,7 +11,7 @@ short_description: Generate a stack's secrets once, in exact formats, and never 
 version_added: 0.1.0
 description:
   - Keeps the secrets of one Owlat stack in an env file on the managed host (C(NAME=value) lines, mode
-    C(0600), parent directory created C(0700)). The file is the source of truth; it belongs in backups
+    C(0600), parent directory C(0700), created when missing and narrowed when wider). The file is the source of truth; it belongs in backups
     and should be escrowed off the host.
   - Every name in O(secrets) that the file lacks is generated from the operating system's CSPRNG in
     its exact format. Values already stored are kept forever.
@@ -120,6 +120,7 @@ replaced:
 """
 
 import hashlib
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
@@ -217,6 +218,10 @@ class StackSecrets:
         mode_changed = False
         if not content_changed and before_text is not None:
             mode_changed = fix_mode(self.path, 0o600, self.module.check_mode)
+        # The directory holds more secrets (admin key, configs): owner only, even if someone widened it.
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(directory):
+            mode_changed = fix_mode(directory, 0o700, self.module.check_mode) or mode_changed
         if content_changed and not self.module.check_mode:
             write_private(self.path, env.render(), 0o600)
 

@@ -219,3 +219,18 @@ def test_broken_or_ambiguous_file_is_not_overwritten(run_module, tmp_path):
     assert res["failed"] is True and "REDIS_PASSWORD is set twice" in res["msg"]
     assert "a" * 32 not in res["msg"]
     assert path.read_text() == "REDIS_PASSWORD=%s\nREDIS_PASSWORD=%s\n" % ("a" * 32, "b" * 32)
+
+
+def test_a_widened_directory_is_narrowed_again(run_module, tmp_path):
+    from ansible_collections.owlat.selfhost.plugins.modules import owlat_secrets as mod
+    import os
+    import stat
+
+    path = tmp_path / "stack" / "secrets.env"
+    first = run_module(mod, dict(path=str(path), secrets={"INSTANCE_SECRET": "hex64"}))
+    assert first["changed"] and stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    os.chmod(path.parent, 0o755)
+    again = run_module(mod, dict(path=str(path), secrets={"INSTANCE_SECRET": "hex64"}))
+    assert again["changed"] and stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    assert again["secrets"] == first["secrets"]
+    assert not run_module(mod, dict(path=str(path), secrets={"INSTANCE_SECRET": "hex64"}))["changed"]
