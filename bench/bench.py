@@ -14,7 +14,8 @@ and the per-task list of the no-op run (bench/callback_plugins/bench_tasks.py): 
 on the hosts, and for how long. The machine's load average is recorded around every measurement: other
 work on the machine makes timings noisy.
 
-  .venv/bin/python bench/bench.py [-n 1 3 10] [--no-mitogen] [--keep] [--out bench/results]
+  .venv/bin/python bench/bench.py [-n 1 3 10] [--no-mitogen] [--no-upgrade] [--upgrade-batch 50%] [--keep]
+                                  [--out bench/results]
 Results: bench/results/<UTC time>-n<N>.json and a Markdown row per N on stdout (docs/bench.md).
 """
 from __future__ import annotations
@@ -130,10 +131,14 @@ def bench(n, args, log):
     upgrade = pathlib.Path(args.collections) / "ansible_collections/owlat/selfhost/playbooks/upgrade.yml"
     if upgrade.exists() and not args.no_upgrade:
         releases = list(catalog(args.collections))
-        extra = ["-e", json.dumps({"owlat_upgrade_release": releases[-1], "owlat_upgrade_acknowledge": releases,
-                                   "owlat_upgrade_backup": False})]
+        upgrade_vars = {"owlat_upgrade_release": releases[-1], "owlat_upgrade_acknowledge": releases,
+                        "owlat_upgrade_backup": False}
+        if args.upgrade_batch:
+            upgrade_vars["owlat_upgrade_batch"] = args.upgrade_batch
+        extra = ["-e", json.dumps(upgrade_vars)]
         out["upgrade"] = playbook("upgrade.yml", inventory, env, log, workdir, "upgrade", extra)
         out["upgrade"]["to"] = releases[-1]
+        out["upgrade"]["batch"] = args.upgrade_batch or "25% (default)"
     out["finished"] = now()
     if not args.keep:
         fleet.down(PREFIX)
@@ -228,6 +233,8 @@ def main():
                    help="benchmark the last commit (a snapshot), not the checkout with its uncommitted changes")
     p.add_argument("--no-mitogen", action="store_true")
     p.add_argument("--no-upgrade", action="store_true")
+    p.add_argument("--upgrade-batch", default=None,
+                   help="owlat_upgrade_batch for the upgrade (after the canary host), e.g. 50%%; default: the role's 25%%")
     p.add_argument("--keep", action="store_true", help="keep the hosts of the last N")
     args = p.parse_args()
     outdir = pathlib.Path(args.out)
