@@ -26,8 +26,8 @@ options:
     default: []
     suboptions:
       path: {description: Absolute path., type: path, required: true}
-      owner: {description: Owner (name); omitted = unchanged (root for a new one)., type: str}
-      group: {description: Group (name); omitted = unchanged., type: str}
+      owner: {description: Owner (name or numeric id); omitted = unchanged (root for a new one)., type: str}
+      group: {description: Group (name or numeric id); omitted = unchanged., type: str}
       mode: {description: Mode as an octal string (V("0755"))., type: str, default: "0755"}
   files:
     description: Files and their content. Give exactly one of O(files[].content), O(files[].secret_content), O(files[].src).
@@ -40,8 +40,8 @@ options:
       content: {description: Text content., type: str}
       secret_content: {description: Text content that is never displayed (no diff either)., type: str}
       src: {description: A file already on the host whose content is copied (for example a CA certificate)., type: path}
-      owner: {description: Owner (name); omitted = unchanged (root for a new file)., type: str}
-      group: {description: Group (name); omitted = unchanged., type: str}
+      owner: {description: Owner (name or numeric id); omitted = unchanged (root for a new file)., type: str}
+      group: {description: Group (name or numeric id); omitted = unchanged., type: str}
       mode: {description: Mode as an octal string (V("0644"))., type: str, default: "0644"}
       validate:
         description: Command that checks new content before it replaces the file; C(%s) is a temporary copy
@@ -118,6 +118,8 @@ class Unknown(Exception):
 def uid_of(name):
     if name is None:
         return -1
+    if name.isdigit():  # an id without a name on the host (a container's user, e.g. Redis' 999)
+        return int(name)
     try:
         return pwd.getpwnam(name).pw_uid
     except KeyError:
@@ -127,6 +129,8 @@ def uid_of(name):
 def gid_of(name):
     if name is None:
         return -1
+    if name.isdigit():
+        return int(name)
     try:
         return grp.getgrnam(name).gr_gid
     except KeyError:

@@ -133,3 +133,14 @@ def test_validate_refuses_bad_content_and_keeps_the_file(monkeypatch, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["conf"]  # no temporary copy left behind
     ok = run_module(monkeypatch, {"files": [{"path": str(conf), "content": "still good\n", "validate": "grep -q good %s"}]})
     assert ok["changed_paths"] == [str(conf)] and conf.read_text() == "still good\n"
+
+
+def test_numeric_owner_and_group_need_no_name_on_the_host(monkeypatch, tmp_path):
+    """Redis' config belongs to uid/gid 999 of its container, which has no name on the host."""
+    uid, gid = str(os.getuid()), str(os.getgid())
+    params = {"files": [{"path": str(tmp_path / "redis.conf"), "secret_content": "requirepass x\n", "mode": "0600",
+                         "owner": uid, "group": gid}]}
+    assert run_module(monkeypatch, params)["changed"] is True
+    st = os.stat(tmp_path / "redis.conf")
+    assert (st.st_uid, st.st_gid) == (int(uid), int(gid))
+    assert run_module(monkeypatch, params)["changed"] is False
