@@ -37,16 +37,9 @@ options:
     description: Seconds to wait for each answer of the Docker API.
     type: float
     default: 10
+extends_documentation_fragment:
+  - owlat.selfhost.attributes.read_only
 attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to compare.
-  idempotent:
-    support: full
-    description: Never changes anything.
   platform:
     support: full
     platforms: posix

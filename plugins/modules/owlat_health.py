@@ -98,16 +98,8 @@ options:
     description: Seconds to wait between two tries of one check.
     type: float
     default: 2
-attributes:
-  check_mode:
-    support: full
-    description: The module only reads; it runs the same way in check mode.
-  diff_mode:
-    support: none
-    description: Nothing changes, so there is nothing to compare.
-  idempotent:
-    support: full
-    description: Never changes anything.
+extends_documentation_fragment:
+  - owlat.selfhost.attributes.read_only
 notes:
   - HTTP proxy environment variables are ignored; redirects are not followed.
   - Each single try waits at most 10 seconds for an answer.
