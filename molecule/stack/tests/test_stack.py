@@ -221,7 +221,7 @@ def test_redis_requires_its_password_and_keeps_aof(host):
     out = host.run(f"docker exec {STACK}-redis redis-cli ping")
     assert "NOAUTH" in out.stdout + out.stderr
     c = inspect(host, "redis")
-    assert c["Config"]["User"] == "999:999"
+    assert c["Config"]["User"] == "999:1000"
     password = host.file(f"{CONF}/redis.conf").content_string.split("requirepass ", 1)[1].split()[0]
     assert password not in json.dumps(c)  # never in the container definition
     aof = host.check_output(

@@ -253,3 +253,105 @@ def watchdog(component: str, seconds: float, code: int = 1) -> None:
 def fail(component: str, msg: str, code: int = 1) -> None:
     log(component, msg, "FATAL")
     sys.exit(code)
+
+
+class WebSocket:
+    """A server-side RFC 6455 websocket on an accepted HTTP request (text frames, ping/pong, close).
+    Enough for the doubles' sync protocols; no extensions, no compression."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, handler: http.server.BaseHTTPRequestHandler):
+        self.rfile, self.wfile = handler.rfile, handler.wfile
+        self.lock = threading.Lock()
+        self.closed = False
+
+    @classmethod
+    def accept(cls, handler) -> "WebSocket | None":
+        """Answer the upgrade (101); None when the request is no websocket upgrade."""
+        import base64
+        import hashlib
+
+        key = handler.headers.get("Sec-WebSocket-Key", "")
+        if (handler.headers.get("Upgrade", "").lower() != "websocket"
+                or "upgrade" not in handler.headers.get("Connection", "").lower() or not key):
+            return None
+        accept = base64.b64encode(hashlib.sha1((key + cls.GUID).encode()).digest()).decode()
+        handler.send_response(101, "Switching Protocols")
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", accept)
+        handler.end_headers()
+        handler.wfile.flush()
+        handler.close_connection = True
+        return cls(handler)
+
+    def _read_exact(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.rfile.read(n - len(data))
+            if not chunk:
+                raise ConnectionError("websocket peer went away")
+            data += chunk
+        return data
+
+    def _frame(self) -> tuple[bool, int, bytes]:
+        b1, b2 = self._read_exact(2)
+        length = b2 & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._read_exact(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self._read_exact(8), "big")
+        mask = self._read_exact(4) if b2 & 0x80 else b"\0\0\0\0"
+        payload = bytearray(self._read_exact(length))
+        for i in range(length):
+            payload[i] ^= mask[i % 4]
+        return bool(b1 & 0x80), b1 & 0x0F, bytes(payload)
+
+    def recv(self) -> str | None:
+        """The next text (or binary) message; None once the peer closed."""
+        parts, opcode = [], None
+        while True:
+            try:
+                fin, op, payload = self._frame()
+            except (ConnectionError, OSError, ValueError):
+                self.closed = True
+                return None
+            if op == 0x8:  # close: answer it
+                self._send(0x8, payload[:2])
+                self.closed = True
+                return None
+            if op == 0x9:  # ping
+                self._send(0xA, payload)
+                continue
+            if op == 0xA:
+                continue
+            if op in (0x1, 0x2):
+                opcode, parts = op, [payload]
+            elif op == 0x0 and opcode is not None:
+                parts.append(payload)
+            if fin and opcode is not None:
+                return b"".join(parts).decode("utf-8", "replace")
+
+    def _send(self, opcode: int, payload: bytes) -> None:
+        n = len(payload)
+        if n < 126:
+            head = bytes([0x80 | opcode, n])
+        elif n < 1 << 16:
+            head = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+        with self.lock:
+            try:
+                self.wfile.write(head + payload)
+                self.wfile.flush()
+            except OSError:
+                self.closed = True
+
+    def send(self, text: str) -> None:
+        self._send(0x1, text.encode())
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        if not self.closed:
+            self._send(0x8, code.to_bytes(2, "big") + reason.encode()[:120])
+            self.closed = True

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import secrets
 import signal
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
 import adminkey  # noqa: E402
 from doublelib import (  # noqa: E402
     JsonHandler,
+    WebSocket,
     Stopper,
     ThreadingServer,
     data_dir,
@@ -343,24 +345,12 @@ class Handler(JsonHandler):
 
     # -------------------------------------------------------------------------------------------
     def websocket_sync(self) -> None:
-        """The sync websocket: only the RFC 6455 handshake and one frame are modelled (enough to prove
-        that a proxy passes the upgrade through); the Convex sync protocol itself is not."""
-        key = self.headers.get("Sec-WebSocket-Key", "")
-        if (self.headers.get("Upgrade", "").lower() != "websocket"
-                or "upgrade" not in self.headers.get("Connection", "").lower() or not key):
+        """The sync websocket (/api/sync): the part of the Convex sync protocol the `convex` CLI needs for
+        `env list/get`, `export`, `import` and `data` (admin-authenticated query subscriptions)."""
+        ws = WebSocket.accept(self)
+        if ws is None:
             raise ApiError(400, "BadWebSocketRequest", "/api/sync expects a websocket upgrade")
-        accept = base64.b64encode(
-            hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
-        self.send_response(101, "Switching Protocols")
-        self.send_header("Upgrade", "websocket")
-        self.send_header("Connection", "Upgrade")
-        self.send_header("Sec-WebSocket-Accept", accept)
-        self.end_headers()
-        payload = json.dumps({"type": "Ping"}).encode()
-        self.wfile.write(bytes([0x81, len(payload)]) + payload)  # one unmasked text frame
-        self.wfile.write(bytes([0x88, 0]))  # close
-        self.wfile.flush()
-        self.close_connection = True
+        SyncSession(self.app, ws).run()
 
     def need(self, method: str, *allowed: str) -> None:
         if method not in allowed:
@@ -385,7 +375,7 @@ class Handler(JsonHandler):
             if app.cfg.fail_health:
                 return self.send_text(503, "unhealthy (DOUBLE_FAIL_HEALTH)\n")
             return self.send_text(200, VERSION_TEXT)
-        if path == "/api/sync":
+        if path == "/api/sync" or re.fullmatch(r"/api/[0-9][0-9.a-z-]*/sync", path):  # /api/<client version>/sync
             self.need(method, "GET")
             return self.websocket_sync()
         if path == "/instance_name":
@@ -630,7 +620,8 @@ class Handler(JsonHandler):
             with open(path, "rb") as fh:
                 data = fh.read()
             return self.send_bytes(200, data, "application/zip", {
-                "Content-Disposition": f'attachment; filename="snapshot_{app.name}_{ts}.zip"'})
+                # Unquoted, as upstream (crates/local_backend/src/custom_headers.rs): the CLI slices it off verbatim.
+                "Content-Disposition": f"attachment; filename=snapshot_{app.name}_{ts}.zip"})
         if latest and latest["start_ts"] == ts:
             raise ApiError(400, "ExportNotComplete", f"Export {ts} is {latest['state']}")
         raise ApiError(404, "ExportNotFound", f"No export with timestamp {ts}")
@@ -762,6 +753,166 @@ class Handler(JsonHandler):
         self.send_json(201, {"success": True, "userId": user_id})
 
 
+def u64(value: int) -> str:
+    """A u64 as the sync protocol carries it: base64 of 8 little-endian bytes."""
+    return base64.b64encode(int(value).to_bytes(8, "little")).decode()
+
+
+# int64 fields of the system documents: strings in the HTTP "json" format, {"$integer"} in Convex JSON.
+INT64_FIELDS = ("start_ts", "complete_ts", "num_rows_written", "expiration_ts")
+
+
+def convex_json(value):
+    """Convex's JSON encoding of a value the double keeps with int64 fields as decimal strings."""
+    if isinstance(value, dict):
+        return {k: ({"$integer": base64.b64encode(int(v).to_bytes(8, "little", signed=True)).decode()}
+                    if k in INT64_FIELDS and isinstance(v, str) and v.lstrip("-").isdigit() else convex_json(v))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [convex_json(v) for v in value]
+    return value
+
+
+class SyncSession:
+    """One client on /api/sync. Keeps the client's version triple (query set, identity, timestamp), answers
+    ModifyQuerySet and Authenticate with a Transition, re-runs the subscribed queries every half second and
+    sends a new Transition when a result changed (how `convex export` sees its export complete)."""
+
+    def __init__(self, app: "Backend", ws: WebSocket):
+        self.app, self.ws = app, ws
+        self.inbox: "queue.Queue[str | None]" = queue.Queue()
+        self.queries: dict[int, tuple[str, dict]] = {}
+        self.results: dict[int, tuple] = {}
+        self.version = {"querySet": 0, "identity": 0, "ts": 0}
+        self.admin = False
+
+    def _reader(self) -> None:
+        while True:
+            msg = self.ws.recv()
+            self.inbox.put(msg)
+            if msg is None:
+                return
+
+    def run(self) -> None:
+        threading.Thread(target=self._reader, daemon=True).start()
+        idle = 0.0
+        while not self.ws.closed and not self.app.stopper.event.is_set():
+            try:
+                first = self.inbox.get(timeout=0.5)
+            except queue.Empty:
+                idle += 0.5
+                self.refresh()
+                if idle >= 15:
+                    self.ws.send(json.dumps({"type": "Ping"}))
+                    idle = 0.0
+                continue
+            idle = 0.0
+            batch = [first]
+            # The client sends ModifyQuerySet and Authenticate back to back: answer them in one Transition.
+            while True:
+                try:
+                    batch.append(self.inbox.get(timeout=0.05))
+                except queue.Empty:
+                    break
+            if any(m is None for m in batch):
+                return
+            self.handle([json.loads(m) for m in batch])
+        self.ws.close()
+
+    def handle(self, messages: list[dict]) -> None:
+        start = dict(self.version)
+        touched: set[int] = set()
+        removed: list[int] = []
+        for msg in messages:
+            kind = msg.get("type")
+            if kind == "ModifyQuerySet":
+                if msg.get("baseVersion") != self.version["querySet"]:
+                    return self.fatal(f"ModifyQuerySet from version {msg.get('baseVersion')}, "
+                                      f"server is at {self.version['querySet']}")
+                for mod in msg.get("modifications", []):
+                    if mod.get("type") == "Add":
+                        args = (mod.get("args") or [{}])[0]
+                        self.queries[mod["queryId"]] = (mod["udfPath"], args if isinstance(args, dict) else {})
+                        touched.add(mod["queryId"])
+                    elif mod.get("type") == "Remove":
+                        self.queries.pop(mod["queryId"], None)
+                        self.results.pop(mod["queryId"], None)
+                        removed.append(mod["queryId"])
+                self.version["querySet"] = msg.get("newVersion", self.version["querySet"] + 1)
+            elif kind == "Authenticate":
+                if msg.get("baseVersion") != self.version["identity"]:
+                    return self.fatal(f"Authenticate from identity version {msg.get('baseVersion')}, "
+                                      f"server is at {self.version['identity']}")
+                token_type = msg.get("tokenType")
+                if token_type == "Admin":
+                    try:
+                        self.app.check_admin("Convex " + str(msg.get("value") or ""))
+                    except ApiError as exc:
+                        self.ws.send(json.dumps({"type": "AuthError", "error": exc.message,
+                                                 "baseVersion": msg.get("baseVersion"),
+                                                 "authUpdateAttempted": True}))
+                        return
+                    self.admin = True
+                elif token_type == "None":
+                    self.admin = False
+                else:
+                    self.ws.send(json.dumps({"type": "AuthError", "baseVersion": msg.get("baseVersion"),
+                                             "error": "The double accepts only admin keys on the sync socket",
+                                             "authUpdateAttempted": True}))
+                    return
+                self.version["identity"] += 1
+                touched.update(self.queries)  # results may depend on the identity
+            elif kind in ("Mutation", "Action"):
+                reply = "MutationResponse" if kind == "Mutation" else "ActionResponse"
+                self.ws.send(json.dumps({"type": reply, "requestId": msg.get("requestId"), "success": False,
+                                         "result": f"The double runs no {kind.lower()}s over the sync socket",
+                                         "logLines": []}))
+        if self.version != start:
+            self.transition(start, touched, removed)
+
+    def fatal(self, error: str) -> None:
+        log(C, f"sync: {error}", "WARN")
+        self.ws.send(json.dumps({"type": "FatalError", "error": error}))
+        self.ws.close(1011, "FatalError")
+
+    def evaluate(self, query_id: int) -> tuple:
+        path, args = self.queries[query_id]
+        norm = path.replace(".js:", ":")
+        if norm.endswith(":default"):
+            norm = norm[: -len(":default")]
+        if norm.startswith("_system/") and not self.admin:
+            return ("QueryFailed", "Unauthorized: system queries need an admin key")
+        try:
+            return ("QueryUpdated", convex_json(Functions(self.app).call("query", norm, args)))
+        except FunctionError as exc:
+            return ("QueryFailed", str(exc))
+
+    def transition(self, start: dict, touched, removed=()) -> None:
+        self.version["ts"] = max(time.time_ns(), start["ts"] + 1)
+        mods = [{"type": "QueryRemoved", "queryId": q} for q in removed]
+        for query_id in sorted(touched):
+            if query_id not in self.queries:
+                continue
+            result = self.evaluate(query_id)
+            self.results[query_id] = result
+            if result[0] == "QueryUpdated":
+                mods.append({"type": "QueryUpdated", "queryId": query_id, "value": result[1], "logLines": []})
+            else:
+                mods.append({"type": "QueryFailed", "queryId": query_id, "errorMessage": result[1],
+                             "logLines": [], "errorData": None})
+        self.ws.send(json.dumps({
+            "type": "Transition",
+            "startVersion": dict(start, ts=u64(start["ts"])),
+            "endVersion": dict(self.version, ts=u64(self.version["ts"])),
+            "modifications": mods,
+        }))
+
+    def refresh(self) -> None:
+        changed = {q for q in self.queries if self.evaluate(q) != self.results.get(q)}
+        if changed:
+            self.transition(dict(self.version), changed)
+
+
 class HttpActionsHandler(Handler):
     http_actions_only = True
 
@@ -775,12 +926,42 @@ class Functions:
     def __init__(self, app: Backend):
         self.app = app
 
-    def call(self, kind: str, path: str, args: dict):
+    def system(self, path: str, args: dict):
+        """The built-in `_system/cli/*` queries the CLI reads (admin only; checked by the caller)."""
+        store = self.app.store
         if path == "_system/cli/exports:getLatest":
-            return self.app.store.get("latest_export")
+            return store.get("latest_export")
         if path == "_system/cli/queryImport":
             imp = self.app.imports.get(args.get("importId", ""))
             return None if imp is None else {"_id": args["importId"], "state": imp["state"]}
+        if path == "_system/cli/queryImport:list":
+            return [{"_id": i, "state": imp["state"]} for i, imp in self.app.imports.items()]
+        if path == "_system/cli/queryEnvironmentVariables":
+            return [{"name": n, "value": v} for n, v in store.env().items()]
+        if path == "_system/cli/queryEnvironmentVariables:get":
+            value = store.env().get(args.get("name"))
+            return None if value is None else {"name": args.get("name"), "value": value}
+        if path in ("_system/cli/tables", "_system/cli/tableData"):
+            if path == "_system/cli/tables":
+                rows = [{"name": t} for t in store.tables()]
+            else:
+                table = args.get("table")
+                if not isinstance(table, str) or not TABLE_RE.match(table):
+                    raise FunctionError(f"ArgumentValidationError: invalid table name {table!r}")
+                rows = store.list(table)
+                if args.get("order", "desc") == "desc":
+                    rows.reverse()
+            opts = args.get("paginationOpts") or {}
+            start = int(opts.get("cursor") or 0)
+            count = int(opts.get("numItems") or 100)
+            page = rows[start:start + count]
+            done = start + count >= len(rows)
+            return {"page": page, "isDone": done, "continueCursor": str(start + len(page))}
+        raise FunctionError(f"Could not find system function '{path}'")
+
+    def call(self, kind: str, path: str, args: dict):
+        if path.startswith("_system/"):
+            return self.system(path, args)
         known = path in self.QUERIES or path in self.MUTATIONS
         if not self.app.deployed or not known:
             raise FunctionError(f"Could not find public function for '{path}'. Did you forget to run "
