@@ -561,7 +561,12 @@ def test_mta_without_redis(start):
     assert status == 200 and body["status"] == "degraded" and body["redis"] == "disconnected"
     assert body["worker"]["alive"] is True and isinstance(body["dns"], dict)
     assert jget(url + "/") == (200, {"service": "owlat-mta", "version": "0.4.4"})
-    assert b"owlat_mta_redis_connected 0" in http("GET", url + "/metrics")[2]
+    # Exactly upstream's metric names (metrics.json), nothing invented.
+    text = http("GET", url + "/metrics")[2].decode()
+    served = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    with open(os.path.join(HERE, "mta", "metrics.json"), encoding="utf-8") as fh:
+        assert served == {m["name"] for m in json.load(fh)["metrics"]}
+    assert re.search(r"^mta_unattributed_bounces_total 0$", text, re.M)
     assert jpost(url + "/send", {"to": "a@b.c"})[0] == 401
     assert jpost(url + "/send", {"to": "a@b.c"}, {"Authorization": "Bearer wrong"})[0] == 401
     assert jpost(url + "/send/batch", {"to": "a@b.c"}, {"Authorization": "Bearer mta_" + "k" * 40})[0] == 503
@@ -573,6 +578,16 @@ def test_mta_without_redis(start):
     assert [r[:3] for r in tail] == ["250", "250", "502", "221"]
     m.signal(signal.SIGTERM)
     assert m.wait() == 0
+
+
+def test_mta_idle_worker_per_release(start):
+    """Before 0.4.4 the worker beat only after a job: an idle MTA says worker.alive=false (upstream health.ts)."""
+    for version, alive in (("0.4.3", False), ("0.4.4", True)):
+        http_port, smtp_port = free_port(), free_port()
+        start(MTA, mta_env(PORT=str(http_port), BOUNCE_PORT=str(smtp_port), DOUBLE_VERSION=version), "mta",
+              (http_port, smtp_port))
+        status, body = jget(f"http://127.0.0.1:{http_port}/health")
+        assert status == 200 and body["worker"]["alive"] is alive, (version, body)
 
 
 def test_mta_fail_health_reports_unhealthy(start):
@@ -629,7 +644,6 @@ def test_mta_with_redis(start, procs, tmp_path):
 
         body = wait_redis("connected")
         assert body["status"] == "ok"
-        assert b"owlat_mta_redis_connected 1" in http("GET", url + "/metrics")[2]
         status, body = jpost(url + "/send", {"to": "a@b.c", "subject": "hi"}, {"Authorization": "Bearer mta_" + "k" * 40})
         assert status == 202
         queued = redis_cmd(rport, "LRANGE", "owlat:mta:queue:send", "0", "-1")

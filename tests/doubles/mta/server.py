@@ -41,6 +41,14 @@ from doublelib import (  # noqa: E402
 
 C = "owlat-mta"
 VERSION = os.environ.get("DOUBLE_VERSION") or "0.4.4"
+# Upstream's metric list (metrics.json, cited there): the double serves these names and no others.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics.json"), encoding="utf-8") as _fh:
+    METRICS = json.load(_fh)["metrics"]
+# The queue worker's heartbeat (apps/mta/src/routes/health.ts): key TTL 120 s. Before 0.4.4 it was written
+# only after a job, so an idle MTA reported worker.alive=false for ever; 0.4.4 beats at start and every 30 s
+# (owlat CHANGELOG.md 0.4.4 "Fixed: mta", c2b6921).
+HEARTBEAT_TTL = 120.0
+IDLE_HEARTBEAT = tuple(int(x) for x in re.findall(r"\d+", VERSION)[:3]) >= (0, 4, 4) if re.match(r"\d", VERSION) else True
 MAX_SIZE = 10485760
 TARPIT_SECONDS = 5.0
 REDIS_PING_SECONDS = float(os.environ.get("OWLAT_DOUBLE_REDIS_PING_SECONDS") or 2.0)  # double-only knob for tests
@@ -275,17 +283,24 @@ class Mta:
         self.redis = Redis(env["REDIS_URL"], stop)
         self.fail_health = env_flag("DOUBLE_FAIL_HEALTH")
         self.started = time.time()
-        self.heartbeat = time.time()
-        self.counters = {"send_accepted": 0, "smtp_connections": 0, "bounces_received": 0}
+        self.heartbeat = time.time() if IDLE_HEARTBEAT else None
+        # Samples of the unlabelled upstream metrics the double can honestly move; labelled ones are declared
+        # only (prom-client prints no sample before the first observation).
+        self.counters = {m["name"]: 0 for m in METRICS if not m["labels"] and m["type"] != "histogram"}
         self.dns = {"ehloHostname": env["EHLO_HOSTNAME"], "resolves": None}
 
     def worker(self) -> None:
         while not self.stop.is_set():
-            self.heartbeat = time.time()
-            self.stop.wait(1.0)
+            if IDLE_HEARTBEAT:
+                self.heartbeat = time.time()
+            self.stop.wait(HEARTBEAT_TTL / 4 if IDLE_HEARTBEAT else 1.0)
+
+    def job_done(self) -> None:
+        """A queue job was processed: every release beats here."""
+        self.heartbeat = time.time()
 
     def worker_alive(self) -> bool:
-        return not self.fail_health and time.time() - self.heartbeat < 10
+        return not self.fail_health and self.heartbeat is not None and time.time() - self.heartbeat < HEARTBEAT_TTL
 
     def check_dns(self) -> None:
         try:
@@ -311,8 +326,9 @@ class HttpHandler(JsonHandler):
             return self.send_json(200, {
                 "status": "ok" if redis_ok and alive else "degraded",
                 "redis": "connected" if redis_ok else "disconnected",
-                "worker": {"alive": alive, "lastHeartbeat": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                                                                          time.gmtime(mta.heartbeat))},
+                "worker": {"alive": alive} if mta.heartbeat is None else {
+                    "alive": alive, "lastHeartbeat": int(mta.heartbeat * 1000),
+                    "secondsSinceHeartbeat": int(time.time() - mta.heartbeat)},
                 "dns": dict(mta.dns),
                 "smtp": {"port": mta.env["_smtp_port"]},
                 "version": VERSION,
@@ -322,17 +338,12 @@ class HttpHandler(JsonHandler):
         if path == "/" and method in ("GET", "HEAD"):
             return self.send_json(200, {"service": "owlat-mta", "version": VERSION})
         if path == "/metrics" and method in ("GET", "HEAD"):
-            lines = [
-                "# HELP owlat_mta_info Build information", "# TYPE owlat_mta_info gauge",
-                f'owlat_mta_info{{version="{VERSION}"}} 1',
-                "# HELP owlat_mta_redis_connected 1 when the Redis connection is up",
-                "# TYPE owlat_mta_redis_connected gauge", f"owlat_mta_redis_connected {int(mta.redis.connected)}",
-                "# HELP owlat_mta_worker_alive 1 when the queue worker is alive",
-                "# TYPE owlat_mta_worker_alive gauge", f"owlat_mta_worker_alive {int(mta.worker_alive())}",
-            ]
-            for key, value in mta.counters.items():
-                lines += [f"# HELP owlat_mta_{key}_total Count of {key.replace('_', ' ')}",
-                          f"# TYPE owlat_mta_{key}_total counter", f"owlat_mta_{key}_total {value}"]
+            lines = []
+            for metric in METRICS:
+                lines += [f"# HELP {metric['name']} {metric['name'].replace('_', ' ')} (test double)",
+                          f"# TYPE {metric['name']} {metric['type']}"]
+                if metric["name"] in mta.counters:
+                    lines.append(f"{metric['name']} {mta.counters[metric['name']]}")
             return self.send_text(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4; charset=utf-8")
         if path.startswith("/send"):
             auth = self.headers.get("Authorization", "")
@@ -353,7 +364,7 @@ class HttpHandler(JsonHandler):
                 mta.enqueue(SEND_QUEUE, body)  # the JSON body as received
             except (ConnectionError, RedisError) as exc:
                 return self.send_json(503, {"error": f"queue unavailable: {exc}"})
-            mta.counters["send_accepted"] += 1
+            mta.job_done()
             return self.send_json(202, {"accepted": True, "id": job_id})
         self.send_json(404, {"error": "Not found"})
 
@@ -384,7 +395,6 @@ class SmtpHandler(socketserver.StreamRequestHandler):
         mta = srv.mta
         host = mta.env["EHLO_HOSTNAME"]
         peer = self.client_address[0]
-        mta.counters["smtp_connections"] += 1
         with srv.sessions_lock:
             srv.sessions.add(self.request)
         helo = None
@@ -463,7 +473,7 @@ class SmtpHandler(socketserver.StreamRequestHandler):
                             mta.enqueue(BOUNCE_QUEUE, {"id": qid, "from": mail_from, "to": rcpts, "size": size,
                                                        "receivedAt": iso_now(),
                                                        "head": b"".join(chunks).decode("utf-8", "replace")})
-                            mta.counters["bounces_received"] += 1
+                            mta.counters["mta_unattributed_bounces_total"] += 1  # the double attributes none
                             self.reply(f"250 2.0.0 Ok: queued as {qid}")
                         except (ConnectionError, RedisError):
                             self.reply("451 4.3.0 Error: queue unavailable, try again later")
