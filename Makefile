@@ -1,6 +1,15 @@
 # owlat.selfhost — developer entry points. Everything installs what it needs on a fresh Debian machine.
 SHELL := /bin/bash
+# The main line (test-matrix leg core-2.21: Python 3.13, ansible 14.5 / ansible-core 2.21, community.docker 5):
+# lint, Molecule, runner, demo, bench. The other legs live in .venvs/<leg> (tests/matrix/legs.json).
 VENV ?= .venv
+MAIN_LEG := core-2.21
+OLDEST_LEG := core-2.17
+# Python that runs the matrix tool itself (standard library only) and builds the venvs with pyenv's Pythons.
+SYSPY ?= python3
+MATRIX := $(SYSPY) tests/matrix/matrix.py
+RESULTS := tests/matrix/results
+export MATRIX_VENV_core_2_21 := $(VENV)
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 HOSTS ?= 3
@@ -10,12 +19,23 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring
+# Also run on the oldest supported leg (ansible-core 2.17, community.docker 4.8).
+OLDEST_SCENARIOS ?= stack upgrade
+# Deprecation watch: every ansible run records the deprecations the collection's own content triggers
+# (matrix.py exec fails the step on one). The environment wins over ansible.cfg and Molecule's own ansible.cfg.
+export ANSIBLE_CALLBACKS_ENABLED := owlat.selfhost.module_runs,owlat.selfhost.deprecation_watch
+export OWLAT_DEPRECATION_ALLOW := $(CURDIR)/tests/matrix/deprecations-allowed.txt
+DEMO_LEG ?= $(MAIN_LEG)
+DEMO_BIN := $(if $(filter $(MAIN_LEG),$(DEMO_LEG)),$(BIN),.venvs/$(DEMO_LEG)/bin)
 
-.PHONY: help deps venv link lab demo test lint unit sanity molecule runner ee bench status build clean lab-down
+.PHONY: help deps venv venvs link lab demo test lint unit sanity matrix matrix-table matrix-check molecule \
+	molecule-oldest runner ee bench status build clean lab-down
 
 help:
 	@echo "make demo   - lab hosts up, the whole Owlat stack on each (from the lab registry), status table"
-	@echo "make test   - lint, unit tests, ansible-test sanity, Molecule scenarios ($(SCENARIOS))"
+	@echo "make test   - sanity + unit tests on every ansible-core leg (in the background), lint, Molecule"
+	@echo "              ($(SCENARIOS); $(OLDEST_SCENARIOS) also on $(OLDEST_LEG)), runner"
+	@echo "make matrix - only the sanity + unit matrix (no lab); make matrix-table - README support table"
 	@echo "make lab / lab-down / clean / build"
 
 deps:  ## system packages the lab needs (Debian); promtool (package prometheus) for the alert-rule tests, never started
@@ -27,12 +47,11 @@ deps:  ## system packages the lab needs (Debian); promtool (package prometheus) 
 	      docker.io debootstrap openssh-client openssl curl rsync git prometheus >/dev/null; rc=$$?; \
 	    [ -z "$$made" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; }
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
-	python3 -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -r requirements.txt
-	touch $@
+venv:  ## the main line's venv (rebuilt when requirements.txt or its Python changes)
+	@$(MATRIX) venv $(MAIN_LEG)
+
+venvs:  ## every leg's venv
+	@$(MATRIX) venv $$($(SYSPY) -c 'import json; print(" ".join(l["name"] for l in json.load(open("tests/matrix/legs.json"))["legs"]))')
 
 link:  ## the checkout is the collection: make it visible as owlat.selfhost
 	@mkdir -p .collections/ansible_collections/owlat
@@ -41,28 +60,57 @@ link:  ## the checkout is the collection: make it visible as owlat.selfhost
 lab: deps venv link
 	$(PY) lab/lab.py up -n $(HOSTS)
 
-demo: lab
-	$(BIN)/ansible-playbook lab/demo.yml
+demo: lab  ## on the main line; `make demo DEMO_LEG=core-2.17` on another leg
+	@[ "$(DEMO_LEG)" = "$(MAIN_LEG)" ] || $(MATRIX) venv $(DEMO_LEG)
+	$(DEMO_BIN)/ansible-playbook lab/demo.yml
 
 lint: venv link
-	$(BIN)/yamllint -s .
-	$(BIN)/ansible-lint --profile production
+	$(MATRIX) exec $(MAIN_LEG) lint -- bash -c 'yamllint -s . && ansible-lint --profile production'
 
-unit: venv link
-	$(BIN)/pytest -q tests/unit tests/doubles tests/runner/test_awx_files.py
+unit: venv link  ## main line only; `make matrix` runs them on every leg
+	$(MATRIX) run $(MAIN_LEG) unit
 
 sanity: venv
-	bash tests/sanity.sh
+	$(MATRIX) run $(MAIN_LEG) sanity
+
+LEGS ?=
+matrix: link  ## ansible-test sanity + unit tests on every leg (or LEGS="core-2.17 ..."); needs no lab
+	$(MATRIX) quick $(LEGS)
+
+matrix-table:  ## rewrite the README support table from tests/matrix/results
+	$(MATRIX) table --write
+
+matrix-check:  ## every declared step of every leg passed, and the README table says so
+	$(MATRIX) show
+	$(MATRIX) table --check --complete
 
 molecule: deps venv link
 	$(PY) lab/lab.py registry
-	set -e; for s in $(SCENARIOS); do $(BIN)/molecule test -s $$s; done
+	set -e; for s in $(SCENARIOS); do $(MATRIX) exec $(MAIN_LEG) molecule:$$s -- molecule test -s $$s; done
+
+molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldest supported ansible-core
+	$(MATRIX) venv $(OLDEST_LEG)
+	$(PY) lab/lab.py registry
+	set -e; for s in $(OLDEST_SCENARIOS); do $(MATRIX) exec $(OLDEST_LEG) molecule:$$s -- molecule test -s $$s; done
 
 runner: deps venv link  ## site.yml, upgrade.yml and status.yml through ansible-runner, as AWX runs them
 	$(PY) lab/lab.py registry
-	$(BIN)/pytest -q tests/runner
+	$(MATRIX) exec $(MAIN_LEG) runner -- pytest -q tests/runner
 
-test: lint unit sanity molecule runner
+# make test: the venvs first (about 30 s each), then the sanity + unit matrix in the background (it needs no
+# lab; log in tests/matrix/results/matrix.log) while lint, the lab build, Molecule and the runner test run in
+# the foreground; then the matrix is waited for and every leg's steps and the README table are checked.
+test: deps venvs link
+	@mkdir -p $(RESULTS) && rm -rf $(RESULTS)/core-*
+	@$(MATRIX) quick > $(RESULTS)/matrix.log 2>&1 & bg=$$!; \
+	  echo "make test: sanity + unit matrix in the background (pid $$bg, $(RESULTS)/matrix.log)"; \
+	  $(MAKE) -k --no-print-directory lint molecule molecule-oldest runner; rc=$$?; \
+	  echo "make test: waiting for the matrix"; wait $$bg; mrc=$$?; \
+	  grep -E '^matrix: .*(pass|FAIL) in' $(RESULTS)/matrix.log; \
+	  [ $$mrc = 0 ] || { echo "make test: matrix failed (rc $$mrc), see $(RESULTS)/matrix.log"; \
+	    grep -E '^(FAILED|ERROR)' $(RESULTS)/matrix.log | head -40; }; \
+	  $(MAKE) --no-print-directory matrix-check; crc=$$?; \
+	  [ $$rc = 0 ] && [ $$mrc = 0 ] && [ $$crc = 0 ]
 
 ee: venv  ## execution-environment build context (extensions/ee/context); the image build needs a registry
 	PATH=$(CURDIR)/$(BIN):$$PATH bash extensions/ee/build.sh
@@ -84,4 +132,4 @@ lab-down:
 
 clean:
 	$(PY) lab/lab.py down --all
-	rm -rf .collections owlat-selfhost-*.tar.gz
+	rm -rf .collections owlat-selfhost-*.tar.gz $(RESULTS)

@@ -1,4 +1,10 @@
-"""pytest plugin for the matrix legs older than ansible-core 2.19 (loaded by matrix.py with -p compat_pytest).
+"""pytest plugin for the unit tests on every matrix leg (loaded by matrix.py with -p compat_pytest).
+
+ansible-core 2.21+: a module puts ``invocation`` (its arguments, no_log-masked) into its result only when the
+controller asks (INJECT_INVOCATION -> ``_ansible_inject_invocation``; older cores always do and reject that
+argument). tests/unit checks that masking, so modules run in-process here as with INJECT_INVOCATION=true.
+
+Older than ansible-core 2.19:
 
 tests/unit/plugins/conftest.py runs modules in-process through two ansible-core 2.19+ internals:
 ``ansible.module_utils._internal.is_controller`` and ``AnsibleModule._record_module_result`` (the hook that
@@ -53,6 +59,26 @@ def _old_core():
     return tuple(int(p) for p in __version__.split(".")[:2]) < (2, 19)
 
 
+def _inject_invocation():
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.parameters import PASS_VARS
+
+    if "inject_invocation" not in PASS_VARS or getattr(basic, "_owlat_inject", False):
+        return
+    original = basic._load_params
+
+    def _load_params():
+        params = original()
+        params["_ansible_inject_invocation"] = True
+        if isinstance(basic._PARSED_MODULE_ARGS, dict):
+            basic._PARSED_MODULE_ARGS["_ansible_inject_invocation"] = True
+        return params
+
+    basic._load_params = _load_params
+    basic._owlat_inject = True
+
+
 # At import (-p loads it before the initial conftest files, which import these names).
 if _old_core():
     _install()
+_inject_invocation()

@@ -11,7 +11,7 @@
                                     unless every declared step of every leg passed in the results
   matrix.py show                    the results as a table with times
 
-Legs are declared in tests/matrix/legs.json. Results: tests/matrix/results/<leg>.json (git-ignored): the
+Legs are declared in tests/matrix/legs.json. Results: tests/matrix/results/<leg>/<step>.json (git-ignored): the
 versions found in the venv (Python, ansible-core, community.docker) and per step pass/fail, seconds, the
 test count when the step's runner reports one. A step that runs no test fails (pytest's exit code 5 too).
 Environment: MATRIX_LEGS (legs file), MATRIX_RESULTS (results directory), MATRIX_VENV_<LEG> (another venv
@@ -142,32 +142,46 @@ print(json.dumps(out))
     return json.loads(res.stdout)
 
 
-def results_path(leg_name):
-    return os.path.join(RESULTS, leg_name + ".json")
+def step_path(leg_name, step):
+    return os.path.join(RESULTS, leg_name, step.replace(":", "-") + ".json")
 
 
 def load_results(leg_name):
-    try:
-        with open(results_path(leg_name)) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
+    """One leg's results: the versions its venv had and every recorded step. Each step has its own file
+    (results/<leg>/<step>.json), so steps of one leg may run at the same time (the matrix in the background,
+    Molecule in the foreground)."""
+    data = {"leg": leg_name, "steps": {}}
+    found = False
+    for path in sorted(glob.glob(os.path.join(RESULTS, leg_name, "*.json"))):
+        try:
+            with open(path) as f:
+                one = json.load(f)
+        except (OSError, ValueError):
+            continue
+        found = True
+        data["steps"][one.pop("step")] = one.pop("outcome")
+        data.update(one)
+    return data if found else None
+
+
+def write_step(leg_name, step, data):
+    path = step_path(leg_name, step)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
 
 
 def record(leg, step, ok, seconds, detail):
-    os.makedirs(RESULTS, exist_ok=True)
-    data = load_results(leg["name"]) or {"leg": leg["name"], "steps": {}}
+    data = {"leg": leg["name"], "step": step}
     try:
         data.update(versions(venv_dir(leg)))
     except (OSError, subprocess.CalledProcessError, ValueError):
         pass
-    data["steps"][step] = {"result": "pass" if ok else "fail", "seconds": round(seconds, 1),
-                           "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail}
-    tmp = results_path(leg["name"]) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, results_path(leg["name"]))
+    data["outcome"] = {"result": "pass" if ok else "fail", "seconds": round(seconds, 1),
+                       "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **detail}
+    write_step(leg["name"], step, data)
 
 
 PYTEST_SUMMARY = re.compile(r"^=*\s*(?P<body>(?:\d+ \w+(?:, )?)+)(?: in [\d.]+s.*)?\s*=*$")
@@ -265,9 +279,48 @@ def cmd_quick(names):
 
 
 def cmd_exec(name, step, cmd):
+    """Run a lab step (Molecule, runner, lint) in LEG's venv, watched for the collection's own deprecations:
+    the callback owlat.selfhost.deprecation_watch (enabled through ANSIBLE_CALLBACKS_ENABLED by the Makefile)
+    appends every deprecation to OWLAT_DEPRECATION_LOG; one marked own fails the step."""
     leg = leg_by_name(name)
     pytest = os.path.basename(cmd[0]).startswith(("pytest", "py.test"))
-    return execute(leg, step, cmd, env=leg_env(leg), pytest=pytest)
+    env = leg_env(leg)
+    os.makedirs(RESULTS, exist_ok=True)
+    dep_log = step_path(leg["name"], step)[:-5] + ".deprecations.jsonl"
+    os.makedirs(os.path.dirname(dep_log), exist_ok=True)
+    open(dep_log, "w").close()
+    env["OWLAT_DEPRECATION_LOG"] = dep_log
+    env.setdefault("OWLAT_DEPRECATION_ALLOW", os.path.join(ROOT, "tests/matrix/deprecations-allowed.txt"))
+    ok = execute(leg, step, cmd, env=env, pytest=pytest)
+    own, seen = own_deprecations(dep_log)
+    if own:
+        for r in own:
+            log("%s %s: deprecation the collection triggers: %s [%s] (%s)" % (
+                leg["name"], step, r.get("msg"), r.get("task_path") or r.get("origin") or r.get("caller"), r.get("why")))
+        with open(step_path(leg["name"], step)) as f:
+            data = json.load(f)
+        data["outcome"].update(result="fail", why="%d own deprecation(s)" % len(own),
+                               deprecations=[r.get("msg") for r in own])
+        write_step(leg["name"], step, data)
+        ok = False
+    else:
+        log("%s %s: no deprecation from the collection (%d from tooling ignored)" % (leg["name"], step, seen))
+    return ok
+
+
+def own_deprecations(path):
+    own, seen = [], 0
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.strip():
+                    seen += 1
+                    r = json.loads(line)
+                    if r.get("own"):
+                        own.append(r)
+    except OSError:
+        pass
+    return own, seen
 
 
 # ------------------------------------------------------------------------------------------- the table
