@@ -52,8 +52,6 @@ LAB_SERVICES = {
     "mta": "mta", "convex_deploy": "convex-deploy",
 }
 
-# Database metadata version of the oldest catalog release's Convex backend double (its Dockerfile default).
-DB_METADATA_BASE = 121
 # Tag suffix of the newest release's broken web image (the upgrade scenario's failing host).
 BROKEN_SUFFIX = "-broken"
 
@@ -209,14 +207,13 @@ def images(_args=None) -> dict[str, str]:
 def service_images(base: str) -> dict[str, str]:
     """Every image reference of every catalog release, built here: real Debian components
     for redis/caddy/clamav, contract doubles (tests/doubles) for the rest. remote path -> local tag.
-    Releases are built oldest first: each newer Convex backend SHA gets a higher database metadata
-    version, so (as with real Convex) an older backend refuses a database a newer one has migrated.
+    The backend double takes everything version-specific (routes, DATABASE_VERSION, limits) from its revision's
+    entry in tests/doubles/convex-backend/versions.json, as upstream has it at that commit.
     The newest release's web image also gets a broken variant `<tag>-broken` (its health check fails)
     for the upgrade scenario's rollback."""
     doubles = ROOT / "tests/doubles"
     out = {}
     releases = sorted(catalog().items(), key=lambda kv: [int(x) if x.isdigit() else x for x in kv[0].split(".")])
-    backends: list[str] = []
     for version, release in releases:
         for key, ref in release["images"].items():
             remote = mirror_path(ref)
@@ -225,10 +222,6 @@ def service_images(base: str) -> dict[str, str]:
             name = LAB_SERVICES[key]
             tag_version = remote.rsplit(":", 1)[1]
             args = {"DOUBLE_VERSION": tag_version}
-            if key == "convex_backend":
-                backends.append(remote)
-                if len(backends) > 1:  # the first keeps the Dockerfile's default (121): cached images stay valid
-                    args["DB_METADATA_VERSION"] = str(DB_METADATA_BASE + len(backends) - 1)
             if (HERE / "images" / name).is_dir():
                 out[remote] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
             elif (doubles / name / "Dockerfile").is_file():

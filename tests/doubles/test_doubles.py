@@ -184,7 +184,7 @@ def test_backend_basic_endpoints_and_traps(start, tmp_path):
 
     m = Backend(start, tmp_path / "m", DISABLE_METRICS_ENDPOINT="false")
     status, headers, body = http("GET", m.url + "/metrics")
-    assert status == 200 and b"convex_documents_total 0" in body
+    assert status == 200 and b'convex_local_backend_convex_binary_versions_total{binary="backend",version="unknown"} 1' in body
     assert "beacon enabled" in m.proc.log()
     for value in ("true", "1"):
         x = Backend(start, tmp_path / f"x{value}", DISABLE_METRICS_ENDPOINT=value)
@@ -274,20 +274,22 @@ def test_env_vars(start, tmp_path):
     assert status == 200 and raw == b""
     assert jget(b.url + "/api/v1/list_environment_variables", h)[1] == {"environmentVariables": {"C": "y"}}
     cases = [
-        ("1A", "v", "EnvVarNameInvalid"), ("A-B", "v", "EnvVarNameInvalid"), ("", "v", "EnvVarNameInvalid"),
-        ("A" * 257, "v", "EnvVarNameTooLong"), ("BIG", "x" * 8193, "EnvVarValueTooLarge"),
+        ("1A", "v", "EnvironmentVariableNameInvalid"), ("A-B", "v", "EnvironmentVariableNameInvalid"),
+        ("", "v", "EnvironmentVariableNameInvalid"), ("A" * 257, "v", "EnvironmentVariableNameTooLong"),
+        ("BIG", "x" * 8193, "EnvironmentVariableValueTooLarge"),
         ("CONVEX_SITE_URL", "http://x", "EnvVarNameForbidden"), ("CONVEX_CLOUD_URL", "http://x", "EnvVarNameForbidden"),
-        ("CONVEX_SITE_URL", None, "EnvVarNameForbidden"),
     ]
     for name, value, code in cases:
         status, body = jpost(upd, {"changes": [{"name": "OK1", "value": "v"}, {"name": name, "value": value}]}, h)
         assert status == 400 and body["code"] == code and body["message"], (name, body)
     assert jget(lst, h)[1] == {"environmentVariables": {"C": "y"}}  # all-or-nothing
+    # Deleting a built-in only parses the name (upstream): a no-op, not EnvVarNameForbidden.
+    assert http("POST", upd, {"changes": [{"name": "CONVEX_SITE_URL", "value": None}]}, h)[0] == 200
     assert http("POST", upd, {"changes": [{"name": "A" * 256, "value": "x" * 8192}]}, h)[0] == 200
     many = [{"name": f"V{i}", "value": "v"} for i in range(510)]  # 2 present + 510 = 512
     assert http("POST", upd, {"changes": many}, h)[0] == 200
     status, body = jpost(upd, {"changes": [{"name": "ONE_TOO_MANY", "value": "v"}]}, h)
-    assert status == 400 and body["code"] == "TooManyEnvironmentVariables"
+    assert status == 400 and body["code"] == "EnvVarLimitMet"
     assert jpost(upd, {"nope": 1}, h)[0] == 400
 
 
@@ -426,18 +428,31 @@ def test_export_import_roundtrip(start, tmp_path):
     assert [d["n"] for d in docs] == [1]
 
 
+OLD_REV, NEW_REV = "f9962e609c19c6a112da7af7749f78d5a25ca2e9", "c51b14bac5d8f4b1cfedbbc64bfe29c3a1b7adef"
+
+
 def test_lease_and_migrations(start, tmp_path):
     data = tmp_path / "d"
-    old = Backend(start, data, DOUBLE_DB_METADATA_VERSION="119")
-    new = Backend(start, data, DOUBLE_DB_METADATA_VERSION="119")
+    old = Backend(start, data, DOUBLE_VERSION=NEW_REV)
+    new = Backend(start, data, DOUBLE_VERSION=NEW_REV)
     assert old.proc.wait(6) == 1 and "lease lost" in old.proc.log()
     new.stop()
-    up = Backend(start, data, DOUBLE_DB_METADATA_VERSION="121")
-    assert "Migrated 120" in up.proc.log() and "Migrated 121" in up.proc.log()
+    # DATABASE_VERSION per revision as upstream: 116 at f9962e6, 128 at c51b14b; migrations one at a time.
+    data2 = tmp_path / "d2"
+    Backend(start, data2, DOUBLE_VERSION=OLD_REV).stop()
+    up = Backend(start, data2, DOUBLE_VERSION=NEW_REV)
+    log = up.proc.log()
+    assert "Executing Migration 117/128. Wait for log line 'Migrated 117'" in log
+    assert "Migrated 128" in log and "db metadata version up to date at 128" in log
     up.stop()
+    # An older backend on a migrated database warns and keeps serving: upstream refuses nothing there.
+    back = Backend(start, data2, DOUBLE_VERSION=OLD_REV)
+    assert "persisted db metadata version is ahead at 128, this binary is at 116" in back.proc.log()
+    assert http("GET", back.url + "/version")[0] == 200
+    back.stop()
     out = subprocess.run([sys.executable, BACKEND], capture_output=True, text=True, timeout=10,
-                         env=dict(up.env, DOUBLE_DB_METADATA_VERSION="120"))
-    assert out.returncode != 0 and "newer than this backend supports" in out.stderr
+                         env=dict(up.env, DOUBLE_VERSION="0" * 40))
+    assert out.returncode != 0 and "no route table for revision" in out.stderr
 
 
 def test_backend_fail_health(start, tmp_path):

@@ -22,7 +22,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PREFIX = "owlat-double-dev"
-REV = "f9962e609c19c6a112da7af7749f78d5a25ca2e9"
+REV = "c51b14bac5d8f4b1cfedbbc64bfe29c3a1b7adef"
 IMAGES = {
     "convex-backend": f"{PREFIX}/convex-backend:{REV}",
     "convex-dashboard": f"{PREFIX}/convex-dashboard:{REV}",

@@ -43,14 +43,38 @@ from doublelib import (  # noqa: E402
 )
 
 C = "convex-backend"
-DB_METADATA_VERSION = int(os.environ.get("DOUBLE_DB_METADATA_VERSION") or 121)
-OLDEST_MIGRATABLE = 117  # databases at 116 or older cannot be migrated in place
-VERSION_TEXT = "unknown"  # what stock images answer on /version
+REVISION = os.environ.get("DOUBLE_VERSION") or "c51b14bac5d8f4b1cfedbbc64bfe29c3a1b7adef"
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "versions.json"), encoding="utf-8") as _fh:
+    REVISIONS = json.load(_fh)["revisions"]
+# What upstream has at this revision (versions.json, read at that commit): routes, limits, DATABASE_VERSION.
+UPSTREAM = REVISIONS.get(REVISION)
+DATABASE_VERSION = UPSTREAM["database_version"] if UPSTREAM else 0
+OLDEST_MIGRATABLE = 116  # a migration *to* 1..=116 panics "Transition too old!" (crates/model/src/migrations.rs)
+VERSION_TEXT = "unknown"  # SERVER_VERSION_STR of the stock image (crates/metrics/src/lib.rs)
 ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
-ENV_NAME_MAX = 256
-ENV_VALUE_MAX = 8 * 1024
-ENV_MAX_VARS = 512
-BUILTIN_ENV = ("CONVEX_SITE_URL", "CONVEX_CLOUD_URL")
+
+
+def _route_re(pattern: str) -> re.Pattern:
+    """`/api/export/zip/{id}` and `/http/{*rest}` (axum syntax) as a regular expression."""
+    out = re.sub(r"\\\{\\\*[a-z_]+\\\}", "(?:.*)", re.escape(pattern))
+    out = re.sub(r"\\\{[a-z_]+\\\}", "[^/]+", out)
+    return re.compile("^" + out + "$")
+
+
+ROUTES = [(r.split(" ", 1)[0], _route_re(r.split(" ", 1)[1])) for r in (UPSTREAM or {}).get("routes", [])]
+
+
+def route_allowed(method: str, path: str) -> int:
+    """200 when upstream has the route at this revision, 405 for a known path with another method, else 404."""
+    known_path = False
+    for verb, rx in ROUTES:
+        if rx.match(path):
+            known_path = True
+            if verb == "ANY" or verb == method or (method == "HEAD" and verb == "GET"):
+                return 200
+    return 405 if known_path else 404
+
+
 TABLE_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]{0,63}$")
 PASSWORD_HASH_RE = re.compile(r"^[0-9a-f]{32}:[0-9a-f]{128}$")
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -267,21 +291,24 @@ class Store:
 
 
 def migrate(store: Store) -> None:
+    """Upstream's migration worker (crates/model/src/migrations.rs, crates/migrations_model/src/lib.rs): a new
+    database starts at DATABASE_VERSION; an older one is migrated one version at a time; one newer than this
+    binary is only warned about (the older backend keeps serving: upstream refuses nothing here)."""
     current = store.get("db_metadata_version")
     if current is None:
         log(C, "initialising a new database")
-        store.put("db_metadata_version", DB_METADATA_VERSION)
-    elif current > DB_METADATA_VERSION:
-        fail(C, f"database metadata version {current} is newer than this backend supports ({DB_METADATA_VERSION}): "
-                "refusing to start; roll back by restoring the pre-upgrade backup")
+        store.put("db_metadata_version", DATABASE_VERSION)
+    elif current > DATABASE_VERSION:
+        log(C, f"persisted db metadata version is ahead at {current}, this binary is at {DATABASE_VERSION}", "WARN")
+        return
     elif current < OLDEST_MIGRATABLE:
-        fail(C, f"database metadata version {current} is too old to migrate in place (versions <= "
-                f"{OLDEST_MIGRATABLE - 1}); export from an older backend and import instead")
+        fail(C, f"Transition too old! (database metadata version {current}; migrations to 1..=116 are gone)")
     else:
-        for version in range(current + 1, DB_METADATA_VERSION + 1):
+        for version in range(current + 1, DATABASE_VERSION + 1):
+            log(C, f"Executing Migration {version}/{DATABASE_VERSION}. Wait for log line 'Migrated {version}'", "WARN")
             store.put("db_metadata_version", version)
             log(C, f"Migrated {version}")
-    log(C, f"db metadata version up to date at {DB_METADATA_VERSION}")
+    log(C, f"db metadata version up to date at {DATABASE_VERSION}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -296,6 +323,7 @@ class Backend:
         self.export_lock = threading.Lock()
         self.imports: dict[str, dict] = {}
         self.uploads: dict[str, dict] = {}
+        self.websockets = 0
         self.lease = secrets.token_hex(16)
         self.fatal: str | None = None
         store.put("lease_owner", self.lease)
@@ -336,6 +364,10 @@ class Handler(JsonHandler):
         path, query = url.path, parse_qs(url.query)
         if self.http_actions_only:
             path = "/http" + path
+        allowed = route_allowed(method, path)
+        if allowed != 200:  # upstream's axum router: no fallback handler, an empty body
+            self.read_body()
+            return self.send_empty(allowed)
         try:
             if path == "/http" or path.startswith("/http/"):
                 return self.http_action(method, path[len("/http"):] or "/")
@@ -350,7 +382,11 @@ class Handler(JsonHandler):
         ws = WebSocket.accept(self)
         if ws is None:
             raise ApiError(400, "BadWebSocketRequest", "/api/sync expects a websocket upgrade")
-        SyncSession(self.app, ws).run()
+        self.app.websockets += 1
+        try:
+            SyncSession(self.app, ws).run()
+        finally:
+            self.app.websockets -= 1
 
     def need(self, method: str, *allowed: str) -> None:
         if method not in allowed:
@@ -381,16 +417,19 @@ class Handler(JsonHandler):
         if path == "/instance_name":
             self.need(method, "GET", "HEAD")
             return self.send_text(200, app.name)
+        if path == "/instance_version":
+            self.need(method, "GET", "HEAD")
+            return self.send_text(200, VERSION_TEXT)
         if path == "/":
             self.need(method, "GET", "HEAD")
             return self.send_text(200, "This Convex deployment is running. See https://docs.convex.dev/.\n")
         if path == "/metrics":
             self.need(method, "GET", "HEAD")
-            if not app.cfg.metrics_enabled:
+            if not app.cfg.metrics_enabled and UPSTREAM["metrics_endpoint_can_be_disabled"]:
                 raise ApiError(404, "MetricsDisabled", "The metrics endpoint is disabled (DISABLE_METRICS_ENDPOINT)")
             return self.send_text(200, self.metrics(), "text/plain; version=0.0.4; charset=utf-8")
         if path == "/api/check_admin_key":
-            self.need(method, "GET", "POST")
+            self.need(method, "GET", "HEAD")
             self.admin()
             return self.send_json(200, {"success": True, "allowedOps": [], "isReadOnly": False})
         if path in ("/api/update_environment_variables", "/api/v1/update_environment_variables"):
@@ -424,23 +463,31 @@ class Handler(JsonHandler):
 
     # -- metrics -------------------------------------------------------------------------------------
     def metrics(self) -> str:
+        """A few of upstream's series (crates/metrics/src/lib.rs, crates/common/src/http/mod.rs,
+        crates/local_backend/src/subs/metrics.rs), with the registry prefix of the docker binary
+        (SERVICE_NAME convex-local-backend -> convex_local_backend_). Upstream prints a series only once it has
+        been recorded; these three always have been."""
         app: Backend = self.app
-        gauges = (
-            ("convex_documents_total", "Documents stored across all tables", app.store.count()),
-            ("convex_tables_total", "Tables holding at least one document", len(app.store.tables())),
-            ("convex_environment_variables_total", "Deployment environment variables", len(app.store.env())),
-            ("convex_functions_deployed", "1 when functions have been deployed", 1 if app.deployed else 0),
-            ("convex_db_metadata_version", "Database metadata version", DB_METADATA_VERSION),
-            ("convex_uptime_seconds", "Seconds since the backend started", round(time.time() - app.started, 3)),
-        )
-        out = []
-        for name, help_text, value in gauges:
-            out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
-        return "\n".join(out) + "\n"
+        p = "convex_local_backend_"
+        return "\n".join([
+            f"# HELP {p}convex_binary_versions_total Binary version info",
+            f"# TYPE {p}convex_binary_versions_total gauge",
+            f'{p}convex_binary_versions_total{{binary="backend",version="{VERSION_TEXT}"}} 1',
+            f"# HELP {p}backend_http_service_concurrent_requests In-flight HTTP requests",
+            f"# TYPE {p}backend_http_service_concurrent_requests gauge",
+            f"{p}backend_http_service_concurrent_requests 1",
+            f"# HELP {p}sync_protocol_websockets_total Connected sync websockets",
+            f"# TYPE {p}sync_protocol_websockets_total gauge",
+            f'{p}sync_protocol_websockets_total{{partition_id="0"}} {app.websockets}',
+        ]) + "\n"
 
     # -- deployment environment ----------------------------------------------------------------------
     def update_env(self) -> None:
+        """Validation and error codes as upstream at this revision (crates/common/src/types/environment_variables.rs,
+        crates/model/src/environment_variables/mod.rs, crates/application/src/lib.rs, knobs ENV_VAR_LIMIT and
+        ENV_VAR_TOTAL_SIZE_LIMIT)."""
         app: Backend = self.app
+        limits = UPSTREAM["env"]
         body = self.body_json()
         changes = body.get("changes")
         if not isinstance(changes, list):
@@ -452,32 +499,37 @@ class Handler(JsonHandler):
             name, value = change["name"], change.get("value")
             if value is not None and not isinstance(value, str):
                 raise ApiError(400, "BadJsonBody", f"Value of {name} must be a string or null")
-            if len(name) > ENV_NAME_MAX:
-                raise ApiError(400, "EnvVarNameTooLong",
-                               f"Environment variable name {name[:40]}... is longer than {ENV_NAME_MAX} characters")
             if not ENV_NAME_RE.match(name):
-                raise ApiError(400, "EnvVarNameInvalid",
-                               f"Environment variable name {name!r} must match ^[a-zA-Z_]+[a-zA-Z0-9_]*$")
-            if name in BUILTIN_ENV:
+                raise ApiError(400, "EnvironmentVariableNameInvalid",
+                               f"Environment variable name {name!r} must begin with a letter and only contain "
+                               "letters, numbers, and underscores")
+            if len(name) > limits["name_max"]:
+                raise ApiError(400, "EnvironmentVariableNameTooLong",
+                               f"Environment variable name {name[:40]}... exceeds {limits['name_max']} characters")
+            if value is not None and name in limits["builtins"]:  # a delete only parses the name
                 raise ApiError(400, "EnvVarNameForbidden",
-                               f"Environment variable {name} is built-in and cannot be set or removed")
-            if value is not None and len(value.encode()) > ENV_VALUE_MAX:
-                raise ApiError(400, "EnvVarValueTooLarge",
-                               f"Value of {name} is {len(value.encode())} bytes; the limit is {ENV_VALUE_MAX}")
+                               f'Environment variable with name "{name}" is built-in and cannot be overridden')
+            if value is not None and len(value.encode()) > limits["value_max"]:
+                raise ApiError(400, "EnvironmentVariableValueTooLarge",
+                               f"Value of {name} is {len(value.encode())} bytes; the limit is {limits['value_max']}")
             if name in seen:
                 raise ApiError(400, "EnvVarNameNotUnique", f"Environment variable {name} appears twice")
             seen.add(name)
             parsed.append((name, value))
-        current = app.store.env()
-        after = dict(current)
+        after = dict(app.store.env())
         for name, value in parsed:
             if value is None:
                 after.pop(name, None)
             else:
                 after[name] = value
-        if len(after) > ENV_MAX_VARS:
-            raise ApiError(400, "TooManyEnvironmentVariables",
-                           f"A deployment can have at most {ENV_MAX_VARS} environment variables ({len(after)} requested)")
+        if len(after) > limits["max_vars"]:
+            raise ApiError(400, "EnvVarLimitMet",
+                           f"The environment variable limit ({limits['max_vars']}) has been met.")
+        total = sum(len(n.encode()) + len(v.encode()) for n, v in after.items())
+        if limits.get("max_total_bytes") and total > limits["max_total_bytes"]:
+            raise ApiError(400, "EnvVarTotalSizeLimitMet",
+                           f"The total size of environment variables ({total} bytes) exceeds "
+                           f"{limits['max_total_bytes']} bytes.")
         app.store.apply_env(parsed)
         log(C, "environment variables updated: " + ", ".join(
             f"{'-' if v is None else '+'}{n}" for n, v in parsed) if parsed else "environment variables: no changes")
@@ -996,6 +1048,8 @@ def main() -> int:
     # PID 1: SIGTERM ignored; first SIGINT drains, second exits at once.
     stopper = Stopper(C, graceful=(signal.SIGINT,), ignored=(signal.SIGTERM,))
     cfg = Config()
+    if UPSTREAM is None:
+        fail(C, f"no route table for revision {REVISION!r} in versions.json: read upstream at that commit and add it")
     cfg.report()
     os.makedirs(cfg.data, exist_ok=True)
     name, secret = load_credentials(cfg)
