@@ -112,9 +112,10 @@ def test_labels_identify_host_stack_and_tenant(central):
     assert {(s["metric"]["host"], s["metric"]["stack"], s["metric"]["tenant"]) for s in load} >= {
         (h, st, t) for h, (st, t) in HOSTS.items()}
     # The stack's own labels on container and Convex/MTA series.
-    convex = central.query('convex_functions_deployed{job="convex"} == 1')
+    # Upstream's names only (tests/doubles/*/metrics.json, cited there).
+    convex = central.query('convex_local_backend_convex_binary_versions_total{job="convex"} == 1')
     assert {(s["metric"]["host"], s["metric"]["stack"]) for s in convex} >= {(h, st) for h, (st, _) in HOSTS.items()}
-    mta = central.query("owlat_mta_redis_connected == 1")
+    mta = central.query('mta_unattributed_bounces_total{job="mta"} >= 0')
     assert {(s["metric"]["host"], s["metric"]["stack"]) for s in mta} >= {(h, st) for h, (st, _) in HOSTS.items()}
 
 
@@ -227,7 +228,7 @@ def test_credentials_only_for_the_agent(host, stack_host):
 
 def test_agent_memory_and_series(host, stack_host, central):
     rss_kib = int(host.check_output("ps -o rss= -C prometheus").split()[0])
-    for family in ("node_", "engine_daemon_", "convex_", "owlat_mta_", "probe_", "owlat_container_", "owlat_release_info"):
+    for family in ("node_", "engine_daemon_", "convex_local_backend_", "mta_", "probe_", "owlat_container_", "owlat_release_info"):
         central.wait('count({host="%s",__name__=~"%s.*"})' % (stack_host, family), lambda r: bool(r), what=family)
     # ALERTS* are the central server's own rule evaluations, not series the host sent.
     names = sorted({s["metric"]["__name__"] for s in central.query('{host="%s",__name__!~"ALERTS.*"}' % stack_host)})

@@ -1,8 +1,9 @@
-"""Rolling upgrade A -> B of three stacks, seen as their users and their operator see it.
+"""Rolling upgrades between real Owlat releases (0.4.3 -> 0.4.4 and 0.4.2 -> 0.4.4), seen as users and operator see them.
 
 One module fixture seeds data through each host's Convex API, starts probes that poll every host's web app and
-API through Caddy every 100 ms, runs upgrade.yml, and stops the probes. owlat-mol-upgrade3 has a broken B web
-image: it must be rolled back to A with its data, while the others end on B without one failed web request.
+API through Caddy every 100 ms, runs upgrade.yml, and stops the probes. owlat-mol-upgrade3 has a broken 0.4.4 web
+image (lab only): it must be rolled back to 0.4.3 with its data, while the others end on 0.4.4 without one failed
+web request.
 The figures (durations, API gap, failed requests, rollback time) go to upgrade-figures.json in the scenario's
 ephemeral directory and are printed with -s.
 """
@@ -22,13 +23,17 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 
-A, B = "0.4.4", "0.5.0"
+B = "0.4.4"
 HOSTS = ["owlat-mol-upgrade1", "owlat-mol-upgrade2", "owlat-mol-upgrade3"]
+FROM = {"owlat-mol-upgrade1": "0.4.3", "owlat-mol-upgrade2": "0.4.2", "owlat-mol-upgrade3": "0.4.3"}
 GOOD, BROKEN = HOSTS[:2], HOSTS[2]
+# Convex backend commits of the catalog (roles/stack/vars/main.yml).
+CONVEX = {"0.4.2": "9d2aa4c736bb978812315a0c4f691c668fcffc7e", "0.4.3": "fdf7a1c3eb396a148f4202b812fbbc72d9d05ad5",
+          "0.4.4": "c51b14bac5d8f4b1cfedbbc64bfe29c3a1b7adef"}
 STACK = "owlat"
 CA = f"/var/lib/docker/volumes/{STACK}-caddy-data/_data/caddy/pki/authorities/local/root.crt"
 COLLECTION = pathlib.Path(__file__).resolve().parents[3]
-ACK = json.dumps({"owlat_upgrade_acknowledge": [B]})
+ACK = json.dumps({"owlat_upgrade_acknowledge": [B]})  # harmless when the release lists no breaking change
 
 
 def sh(name, *cmd):
@@ -184,14 +189,16 @@ def upgrade(seeded):
 
 
 def test_refused_without_acknowledging_breaking_changes():
-    """Breaking changes of B are listed and must be acknowledged: nothing changes before that."""
-    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}",
+    """Upstream lists no breaking change for 0.4.4; the acknowledgement gate is proven with a lab-only annotation
+    of the target release (given on the command line, never in the catalog): nothing changes before the ack."""
+    lab_note = json.dumps({"owlat_stack_release_catalog_extra": {B: {"breaking_changes": ["lab annotation: none upstream"]}}})
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", lab_note,
                        "-l", GOOD[0])
     assert rc != 0
-    assert "breaking changes between 0.4.4 and 0.5.0 must be acknowledged" in out, out[-3000:]
-    assert "migrates its database" in out
+    assert f"breaking changes between {FROM[GOOD[0]]} and {B} must be acknowledged" in out, out[-3000:]
+    assert "lab annotation: none upstream" in out
     assert recap(out)[GOOD[0]][0] == 0
-    assert record(GOOD[0])["release"] == A
+    assert record(GOOD[0])["release"] == FROM[GOOD[0]]
 
 
 def test_good_hosts_end_on_b(upgrade):
@@ -200,14 +207,15 @@ def test_good_hosts_end_on_b(upgrade):
         rec = record(name)
         assert rec["release"] == B and rec["functions_release"] == B, rec
         images = running_images(name)
-        assert images[f"{STACK}-web"].endswith("/wolvesdotink/web:0.5.0")
-        assert images[f"{STACK}-mta"].endswith("/wolvesdotink/mta:0.5.0")
-        assert images[f"{STACK}-convex"].endswith(":3d41c7be0e2a5f6b8c9d1e27f3a4b5c6d7e8f901")
+        assert images[f"{STACK}-web"].endswith(f"/wolvesdotink/web:{B}")
+        assert images[f"{STACK}-mta"].endswith(f"/wolvesdotink/mta:{B}")
+        assert images[f"{STACK}-convex"].endswith(":" + CONVEX[B])
         assert f"{STACK}-web-next" not in images
         assert sh(name, "test", "-e", f"/etc/ansible/facts.d/owlat_{STACK}_upgrade.fact").returncode == 1
-        # The new backend migrated the database (the double logs it like Convex does).
+        # All three Convex commits are at DATABASE_VERSION 128 (crates/migrations_model/src/lib.rs): upstream runs
+        # no migration here, and the double, built per revision, logs exactly that.
         logs = sh(name, "docker", "logs", f"{STACK}-convex").stderr + sh(name, "docker", "logs", f"{STACK}-convex").stdout
-        assert "db metadata version up to date at 122" in logs
+        assert "db metadata version up to date at 128" in logs and "Executing Migration" not in logs
 
 
 def test_good_hosts_kept_their_data(upgrade):
@@ -232,10 +240,10 @@ def test_api_gap_is_only_the_backend_restart(upgrade):
 
 def test_broken_host_rolled_back_to_a_with_its_data(upgrade):
     rec = record(BROKEN)
-    assert rec["release"] == A, rec
+    assert rec["release"] == FROM[BROKEN], rec
     images = running_images(BROKEN)
-    assert images[f"{STACK}-web"].endswith("/wolvesdotink/web:0.4.4")
-    assert images[f"{STACK}-convex"].endswith(":f9962e609c19c6a112da7af7749f78d5a25ca2e9")
+    assert images[f"{STACK}-web"].endswith(f"/wolvesdotink/web:{FROM[BROKEN]}")
+    assert images[f"{STACK}-convex"].endswith(":" + CONVEX[FROM[BROKEN]])
     assert f"{STACK}-web-next" not in images
     assert sh(BROKEN, "test", "-e", f"/etc/ansible/facts.d/owlat_{STACK}_upgrade.fact").returncode == 1
     docs = convex(BROKEN, "query", "lab:list", {"table": "contacts"})
@@ -248,7 +256,7 @@ def test_report_names_each_result_and_the_reason(upgrade):
     fig = upgrade["figures"]["hosts"]
     for name in GOOD:
         row = fig[name]["report"]
-        assert row["result"] == "upgraded" and (row["from"], row["to"]) == (A, B), row
+        assert row["result"] == "upgraded" and (row["from"], row["to"]) == (FROM[name], B), row
         assert float(row["seconds"]) > 0 and float(row["api_gap"]) > 0, row
     row = fig[BROKEN]["report"]
     assert row["result"].startswith("rolled back (snapshot "), row
@@ -260,7 +268,7 @@ def test_report_names_each_result_and_the_reason(upgrade):
 def test_pre_upgrade_backup_tagged_with_both_releases(upgrade):
     status = json.loads(sh(GOOD[0], "cat", f"/var/lib/owlat/backup/{STACK}.json").stdout)
     assert status["result"] == "success"
-    assert {"pre-upgrade", f"from-{A}", f"to-{B}"} <= set(status.get("tags", [])), status
+    assert {"pre-upgrade", f"from-{FROM[GOOD[0]]}", f"to-{B}"} <= set(status.get("tags", [])), status
 
 
 def test_rerun_with_the_same_target_changes_nothing(upgrade):
@@ -282,7 +290,7 @@ def test_site_runs_stay_idempotent_after_the_upgrade(upgrade):
 def test_site_refuses_to_downgrade_an_upgraded_host(upgrade):
     rc, out = playbook(str(COLLECTION / "playbooks/site.yml"), "-l", GOOD[0])
     assert rc != 0
-    assert "0.4.4 is older than the deployed 0.5.0" in out, out[-3000:]
+    assert f"{FROM[GOOD[0]]} is older than the deployed {B}" in out, out[-3000:]
     assert recap(out)[GOOD[0]][0] == 0
 
 
@@ -301,7 +309,7 @@ def test_interrupted_upgrade_converges_when_run_again(upgrade):
     assert proc.poll() is None, "the upgrade ended before it could be interrupted"
     os.killpg(proc.pid, 9)
     proc.wait()
-    assert record(BROKEN)["release"] == A  # not finished
+    assert record(BROKEN)["release"] == FROM[BROKEN]  # not finished
     killed_after = round(time.time() - (deadline - 600), 1)
     resumed = time.time()
     rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,

@@ -61,6 +61,8 @@ def _route_re(pattern: str) -> re.Pattern:
     return re.compile("^" + out + "$")
 
 
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics.json"), encoding="utf-8") as _fh:
+    METRIC_NAMES = {m["name"] for m in json.load(_fh)["metrics"]}
 ROUTES = [(r.split(" ", 1)[0], _route_re(r.split(" ", 1)[1])) for r in (UPSTREAM or {}).get("routes", [])]
 
 
