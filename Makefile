@@ -65,7 +65,8 @@ demo: lab  ## on the main line; `make demo DEMO_LEG=core-2.17` on another leg
 	$(DEMO_BIN)/ansible-playbook lab/demo.yml
 
 lint: venv link
-	$(MATRIX) exec $(MAIN_LEG) lint -- bash -c 'yamllint -s . && ansible-lint --profile production'
+	$(MATRIX) exec $(MAIN_LEG) lint -- bash -c 'yamllint -s $$(git ls-files -co --exclude-standard "*.yml" "*.yaml") \
+	  && ansible-lint --profile production --exclude .venvs/ tests/matrix/results/'
 
 unit: venv link  ## main line only; `make matrix` runs them on every leg
 	$(MATRIX) run $(MAIN_LEG) unit
