@@ -178,13 +178,42 @@ def test_deployment_env_pushed(host):
     assert env["INSTANCE_SECRET"] == secrets_on_host(host)["INSTANCE_SECRET"]
 
 
-def test_first_admin_exists_once(host):
-    out = host.check_output(
-        f"curl -sf -X POST -H 'Content-Type: application/json' "
-        f"-d '{{\"path\": \"users:count\", \"args\": {{}}, \"format\": \"json\"}}' "
-        f"http://{convex_ip(host)}:3210/api/query"
-    )
-    assert json.loads(out)["value"] == 1
+def https_post(address, ctx, hostname, path, body, headers):
+    payload = json.dumps(body).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection((address, 443), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
+            s.sendall((f"POST {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n"
+                       f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n{extra}\r\n").encode()
+                      + payload)
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), rest.decode(errors="replace")
+
+
+def test_first_admin_exists_once(host, address, tls, names):
+    """As upstream exposes it (apps/api/convex/seedAdmin.ts): seeding again through the public HTTP-actions
+    hostname answers 409 - the first admin exists; a wrong instance secret is refused with 401."""
+    body = {"email": "second@example.test", "name": "Second", "passwordHash": "0" * 32 + ":" + "0" * 128}
+    secret = secrets_on_host(host)["INSTANCE_SECRET"]
+    status, text = https_post(address, tls, names["actions"], "/seed/admin", body, {"X-Instance-Secret": secret})
+    assert status == 409, text
+    status, _ = https_post(address, tls, names["actions"], "/seed/admin", body, {"X-Instance-Secret": "0" * 64})
+    assert status == 401
+
+
+def test_deployment_env_has_upstreams_derived_keys(host):
+    key = admin_key(host)
+    env = json.loads(host.check_output(
+        f"curl -sf -H 'Authorization: Convex {key}' http://{convex_ip(host)}:3210/api/v1/list_environment_variables"
+    ))["environmentVariables"]
+    addr = host.ansible("setup", "gather_subset=network")["ansible_facts"]["ansible_default_ipv4"]["address"]
+    assert env["MTA_IP_POOLS"] == addr
+    assert env["RATE_LIMIT_TRUSTED_PROXY"] == "xforwarded"
+    assert env["OWLAT_VERSION"] == "0.4.4"
+    assert env["MTA_INTERNAL_URL"] == "http://mta:3100"
 
 
 def inspect(host, name):
@@ -356,3 +385,126 @@ def test_a_container_changed_by_hand_is_put_back_and_the_others_left_alone(host)
     rc, out = run_converge()
     recap = re.search(r"owlat-mol-stack\s+: ok=\d+\s+changed=(\d+)", out)
     assert rc == 0 and recap and recap.group(1) == "0", out[-3000:]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Upstream's own client, through Caddy, with the stack's admin key
+# ---------------------------------------------------------------------------------------------------
+COLLECTION = pathlib.Path(__file__).resolve().parents[3]
+CLI_VERSIONS = [line.split()[0] for line in (COLLECTION / "tests/cli/versions").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+# Node resolves the lab's hostnames to the lab host (the lab has no DNS for *.owlat.test on this machine).
+LAB_DNS = """
+const dns = require('dns');
+const lookup = dns.lookup;
+dns.lookup = function (name, opts, cb) {
+  if (typeof opts === 'function') { cb = opts; opts = {}; }
+  if (name.endsWith('.owlat.test')) {
+    const addr = process.env.OWLAT_LAB_ADDRESS;
+    return process.nextTick(() => opts && opts.all ? cb(null, [{address: addr, family: 4}]) : cb(null, addr, 4));
+  }
+  return lookup.call(this, name, opts, cb);
+};
+"""
+
+
+@pytest.fixture(scope="module")
+def convex_cli(host, address, names, tmp_path_factory):
+    work = tmp_path_factory.mktemp("cli")
+    (work / "ca.crt").write_text(host.file(CA).content_string)
+    (work / "labdns.js").write_text(LAB_DNS)
+
+    def run(version, *args, timeout=120):
+        run_bin = COLLECTION / ".tools/convex-cli" / version / "run"
+        assert run_bin.exists(), f"convex CLI {version} missing: tests/cli/install.sh (make deps)"
+        env = {"PATH": os.environ["PATH"], "HOME": str(work), "CI": "1", "NO_COLOR": "1",
+               "CONVEX_SELF_HOSTED_URL": f"https://{names['api']}", "CONVEX_SELF_HOSTED_ADMIN_KEY": admin_key(host),
+               "NODE_EXTRA_CA_CERTS": str(work / "ca.crt"), "NODE_OPTIONS": f"--require {work / 'labdns.js'}",
+               "OWLAT_LAB_ADDRESS": address}
+        out = subprocess.run([str(run_bin), *args], env=env, capture_output=True, text=True, timeout=timeout,
+                             cwd=run_bin.parent)
+        assert out.returncode == 0, f"convex {version} {' '.join(args)}: {out.returncode}\n{out.stdout}\n{out.stderr}"
+        return out.stdout
+
+    return run, work
+
+
+@pytest.mark.parametrize("version", CLI_VERSIONS)
+def test_convex_cli_through_caddy_agrees_with_the_collection(host, convex_cli, version):
+    run, work = convex_cli
+    key = admin_key(host)
+    api = json.loads(host.check_output(
+        f"curl -sf -H 'Authorization: Convex {key}' http://{convex_ip(host)}:3210/api/v1/list_environment_variables"
+    ))["environmentVariables"]
+    listed = dict(line.split("=", 1) for line in run(version, "env", "list").splitlines() if "=" in line)
+    # What the collection pushed (convex_env reads the same list) is what the CLI lists.
+    assert set(listed) == set(api) and listed["OWLAT_VERSION"] == api["OWLAT_VERSION"] == "0.4.4"
+    assert run(version, "env", "get", "SITE_URL").strip() == api["SITE_URL"]
+    run(version, "env", "set", "OWLAT_CLI_PROBE", "from-the-cli")
+    assert json.loads(host.check_output(
+        f"curl -sf -H 'Authorization: Convex {key}' http://{convex_ip(host)}:3210/api/v1/list_environment_variables"
+    ))["environmentVariables"]["OWLAT_CLI_PROBE"] == "from-the-cli"
+    run(version, "env", "remove", "OWLAT_CLI_PROBE")
+    assert "OWLAT_CLI_PROBE" not in run(version, "env", "list")
+    # export: the zip is downloaded and opened; import --replace-all of it leaves the same data.
+    out_dir = work / f"export-{version}"
+    out_dir.mkdir()
+    run(version, "export", "--path", str(out_dir), timeout=300)
+    (zip_path,) = out_dir.glob("snapshot_*.zip")
+    import zipfile
+    with zipfile.ZipFile(zip_path) as zf:
+        users = [json.loads(x) for x in zf.read("users/documents.jsonl").decode().splitlines()]
+    assert len(users) == 1
+    before = run(version, "data", "users", "--format", "jsonLines")
+    run(version, "import", "--replace-all", "-y", str(zip_path), timeout=300)
+    assert run(version, "data", "users", "--format", "jsonLines") == before
+
+
+# ---------------------------------------------------------------------------------------------------
+# Images copied into the operator's registry (playbooks/mirror.yml), from the lab registry as the source
+# ---------------------------------------------------------------------------------------------------
+def test_mirror_copies_every_image_of_a_release(host):
+    from converge_run import run_playbook, recap
+
+    dest = "registry.owlat.lab:5000/operator"
+    args = ["-e", f"owlat_stack_mirror_registry={dest}", "-e", "owlat_stack_mirror_source=registry.owlat.lab:5000",
+            "-e", '{"owlat_stack_mirror_releases": ["0.4.3", "0.4.4"]}']
+    started = time.time()
+    rc, out = run_playbook("owlat.selfhost.mirror", *args, timeout=1800)
+    first = round(time.time() - started, 1)
+    assert rc == 0, out[-3000:]
+    # Every pinned reference of both releases is now in the destination, pullable by that reference.
+    import yaml
+    catalog = yaml.safe_load((COLLECTION / "roles/stack/vars/main.yml").read_text())["owlat_stack_release_catalog"]
+    refs = {r for v in ("0.4.3", "0.4.4") for r in catalog[v]["images"].values()}
+    for ref in sorted(refs):
+        path = ref.split("/", 1)[1] if "." in ref.split("/", 1)[0] else ("library/" + ref if "/" not in ref else ref)
+        host.check_output(f"docker pull -q {dest}/{path}")
+    started = time.time()
+    rc, out = run_playbook("owlat.selfhost.mirror", *args, timeout=1800)
+    assert rc == 0 and recap(out)[host.backend.get_hostname()]["changed"] == 0, out[-3000:]
+    pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), "mirror-figures.json").write_text(json.dumps(
+        {"images": len(refs), "first_run_seconds": first, "second_run_seconds": round(time.time() - started, 1)}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Last: a first deploy from nothing with -vvv shows no secret (mint, env push, admin seed, registry login)
+# ---------------------------------------------------------------------------------------------------
+def test_a_first_deploy_with_vvv_leaks_no_secret(host):
+    host.check_output(
+        f"docker ps -aq --filter name=^{STACK}- | xargs -r docker rm -f >/dev/null; "
+        f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
+        f"rm -rf {CONF} /etc/ansible/facts.d/owlat_{STACK}.fact /etc/docker/owlat-registry-logins.sha256 "
+        "/root/secrets.first.sha256")
+    rc, out = run_converge("-vvv", timeout=1800)
+    assert rc == 0, out[-3000:]
+    # Each secret-handling step really ran in this output (changed), not skipped.
+    for task in ("Service | Log in to private registries", "Functions | Admin key",
+                 "Functions | Convex deployment environment", "App | First administrator (201 created"):
+        m = re.search(re.escape(task) + r".*?\*\n(.*?)(?=\nTASK \[|\nRUNNING HANDLER|\nPLAY )", out, re.S)
+        assert m and "changed:" in m.group(1), f"{task} did not run with a change:\n{m.group(1)[:500] if m else out[-2000:]}"
+    secrets = list(secrets_on_host(host).values()) + [admin_key(host)]
+    registry_password = pathlib.Path(os.environ["OWLAT_LAB_STATE"], "registry-password").read_text().strip()
+    secrets.append(registry_password)
+    leaked = [s[:4] + "..." for s in secrets if len(s) >= 8 and s in out]
+    assert not leaked, f"secret values in the -vvv output of a first deploy: {leaked}"
