@@ -28,7 +28,7 @@ export OWLAT_DEPRECATION_ALLOW := $(CURDIR)/tests/matrix/deprecations-allowed.tx
 DEMO_LEG ?= $(MAIN_LEG)
 DEMO_BIN := $(if $(filter $(MAIN_LEG),$(DEMO_LEG)),$(BIN),.venvs/$(DEMO_LEG)/bin)
 
-.PHONY: help deps venv venvs link lab demo test lint unit sanity matrix matrix-table matrix-check molecule \
+.PHONY: help deps venv venvs link lab demo test lint unit sanity matrix matrix-table matrix-check molecule doubles-images \
 	molecule-oldest runner ee bench status build clean lab-down
 
 help:
@@ -46,6 +46,7 @@ deps:  ## system packages the lab needs (Debian); promtool (package prometheus) 
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	      docker.io debootstrap openssh-client openssl curl rsync git prometheus >/dev/null; rc=$$?; \
 	    [ -z "$$made" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; }
+	@bash tests/cli/install.sh  # upstream's convex CLI (npm registry) for tests/cli and the stack scenario
 
 venv:  ## the main line's venv (rebuilt when requirements.txt or its Python changes)
 	@$(MATRIX) venv $(MAIN_LEG)
@@ -94,6 +95,10 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 	$(PY) lab/lab.py registry
 	set -e; for s in $(OLDEST_SCENARIOS); do $(MATRIX) exec $(OLDEST_LEG) molecule:$$s -- molecule test -s $$s; done
 
+doubles-images: deps venv link  ## the doubles' own images built and run (Docker engine), as the lab uses them
+	$(PY) lab/lab.py images
+	OWLAT_DOUBLES_DOCKER=1 $(MATRIX) exec $(MAIN_LEG) doubles-images -- pytest -q tests/doubles/test_images.py
+
 runner: deps venv link  ## site.yml, upgrade.yml and status.yml through ansible-runner, as AWX runs them
 	$(PY) lab/lab.py registry
 	$(MATRIX) exec $(MAIN_LEG) runner -- pytest -q tests/runner
@@ -105,7 +110,7 @@ test: deps venvs link
 	@mkdir -p $(RESULTS) && rm -rf $(RESULTS)/core-*
 	@$(MATRIX) quick > $(RESULTS)/matrix.log 2>&1 & bg=$$!; \
 	  echo "make test: sanity + unit matrix in the background (pid $$bg, $(RESULTS)/matrix.log)"; \
-	  $(MAKE) -k --no-print-directory lint molecule molecule-oldest runner; rc=$$?; \
+	  $(MAKE) -k --no-print-directory lint doubles-images molecule molecule-oldest runner; rc=$$?; \
 	  echo "make test: waiting for the matrix"; wait $$bg; mrc=$$?; \
 	  grep -E '^matrix: .*(pass|FAIL) in' $(RESULTS)/matrix.log; \
 	  [ $$mrc = 0 ] || { echo "make test: matrix failed (rc $$mrc), see $(RESULTS)/matrix.log"; \

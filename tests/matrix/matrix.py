@@ -33,7 +33,7 @@ LEGS_FILE = os.environ.get("MATRIX_LEGS", os.path.join(ROOT, "tests/matrix/legs.
 RESULTS = os.environ.get("MATRIX_RESULTS", os.path.join(ROOT, "tests/matrix/results"))
 README = os.path.join(ROOT, "README.md")
 BEGIN, END = "<!-- matrix:begin (tests/matrix/matrix.py table --write) -->", "<!-- matrix:end -->"
-UNIT_TESTS = ["tests/unit", "tests/doubles", "tests/runner/test_awx_files.py"]
+UNIT_TESTS = ["tests/unit", "tests/doubles", "tests/cli", "tests/runner/test_awx_files.py"]
 
 
 def log(msg):
