@@ -16,6 +16,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -183,6 +184,8 @@ def upgrade(seeded):
         } for name in HOSTS},
     }
     (ephemeral / "upgrade-figures.json").write_text(json.dumps(figures, indent=1))
+    # Also where it outlives the scenario's destroy (the closing note's figures).
+    (pathlib.Path(tempfile.gettempdir()) / "owlat-upgrade-figures.json").write_text(json.dumps(figures, indent=1))
     (ephemeral / "upgrade-run.log").write_text(out)
     print(json.dumps(figures, indent=1))
     return {"rc": rc, "out": out, "figures": figures, "seeded": seeded}
@@ -315,6 +318,8 @@ def test_interrupted_upgrade_converges_when_run_again(upgrade):
     rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", ACK,
                        "-e", fixed, "-l", BROKEN)
     ephemeral = pathlib.Path(os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"))
+    (pathlib.Path(tempfile.gettempdir()) / "owlat-upgrade-interrupted.json").write_text(json.dumps(
+        {"killed_after_seconds": killed_after, "resume_seconds": round(time.time() - resumed, 1), "rc": rc}))
     (ephemeral / "upgrade-interrupted.json").write_text(json.dumps(
         {"killed_after_seconds": killed_after, "resume_seconds": round(time.time() - resumed, 1), "rc": rc}))
     (ephemeral / "upgrade-resume.log").write_text(out)
