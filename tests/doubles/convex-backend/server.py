@@ -781,13 +781,13 @@ class Handler(JsonHandler):
             self.read_body()
             reason = "INSTANCE_SECRET is not set in the deployment environment" if not expected else "bad instance secret"
             log(C, f"seed/admin refused: {reason}", "WARN")
-            return self.send_json(401, {"success": False, "error": "Unauthorized"})
+            return self.send_json(401, {"error": "Unauthorized"})  # bodies as apps/api/convex/seedAdmin.ts
         try:
             body = self.read_json()
         except ValueError:
-            return self.send_json(400, {"success": False, "error": "Body must be JSON {email, name, passwordHash}"})
+            return self.send_json(400, {"error": "Invalid JSON body"})
         if not isinstance(body, dict):
-            return self.send_json(400, {"success": False, "error": "Body must be a JSON object"})
+            return self.send_json(400, {"error": "Invalid JSON body"})
         email, name, pw = body.get("email"), body.get("name"), body.get("passwordHash")
         problems = []
         if not isinstance(email, str) or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) or len(email) > 254:
@@ -797,10 +797,11 @@ class Handler(JsonHandler):
         if not isinstance(pw, str) or not PASSWORD_HASH_RE.match(pw):
             problems.append("passwordHash must be <32 hex salt>:<128 hex key>")
         if problems:
-            return self.send_json(400, {"success": False, "error": "; ".join(problems)})
+            # Upstream checks presence only ("Missing required fields"); the double also names malformed values.
+            return self.send_json(400, {"error": "Missing required fields: email, name, passwordHash (" + "; ".join(problems) + ")"})
         with app.store.lock:
             if app.store.count("users") > 0:
-                return self.send_json(409, {"success": False, "error": "An admin user already exists"})
+                return self.send_json(409, {"error": "Users already exist. Seed endpoint is one-shot only."})
             user_id = app.store.insert("users", {"email": email.lower(), "name": name, "passwordHash": pw,
                                                  "role": "admin", "emailVerified": True})
         log(C, f"seeded admin user {user_id}")
