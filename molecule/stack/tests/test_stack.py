@@ -478,7 +478,11 @@ def test_mirror_copies_every_image_of_a_release(host):
     catalog = yaml.safe_load((COLLECTION / "roles/stack/vars/main.yml").read_text())["owlat_stack_release_catalog"]
     refs = {r for v in ("0.4.3", "0.4.4") for r in catalog[v]["images"].values()}
     for ref in sorted(refs):
-        path = ref.split("/", 1)[1] if "." in ref.split("/", 1)[0] else ("library/" + ref if "/" not in ref else ref)
+        first = ref.split("/", 1)[0]
+        if "/" in ref and ("." in first or ":" in first):
+            path = ref.split("/", 1)[1]  # ghcr.io/org/app:t -> org/app:t
+        else:
+            path = ref if "/" in ref else "library/" + ref  # Docker Hub names, as image_mirror maps them
         host.check_output(f"docker pull -q {dest}/{path}")
     started = time.time()
     rc, out = run_playbook("owlat.selfhost.mirror", *args, timeout=1800)
