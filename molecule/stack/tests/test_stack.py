@@ -492,7 +492,8 @@ def test_mirror_copies_every_image_of_a_release(host):
 
 
 # ---------------------------------------------------------------------------------------------------
-# Last: a first deploy from nothing with -vvv shows no secret (mint, env push, admin seed, registry login)
+# Last: a first deploy from nothing with -vvv shows no secret (mint, env push, admin seed, registry login,
+# backup repository password)
 # ---------------------------------------------------------------------------------------------------
 def test_a_first_deploy_with_vvv_leaks_no_secret(host):
     host.check_output(
@@ -500,8 +501,11 @@ def test_a_first_deploy_with_vvv_leaks_no_secret(host):
         f"docker volume ls -q --filter name=^{STACK}- | xargs -r docker volume rm >/dev/null; "
         f"rm -rf {CONF} /etc/ansible/facts.d/owlat_{STACK}.fact /etc/docker/owlat-registry-logins.sha256 "
         "/root/secrets.first.sha256")
-    rc, out = run_converge("-vvv", timeout=1800)
+    backup_password = "vvv-lab-backup-" + "Q7" * 12  # lab only; a local repository on the host
+    rc, out = run_converge("-vvv", "-e", f"owlat_backup_password={backup_password}", "-e", "owlat_backup_timer_enabled=false",
+                           timeout=1800)
     assert rc == 0, out[-3000:]
+    assert "owlat.selfhost.backup" in out  # the backup role ran with the password
     # Each secret-handling step really ran in this output (changed), not skipped.
     for task in ("Service | Log in to private registries", "Functions | Admin key",
                  "Functions | Convex deployment environment", "App | First administrator (201 created"):
@@ -509,6 +513,6 @@ def test_a_first_deploy_with_vvv_leaks_no_secret(host):
         assert m and "changed:" in m.group(1), f"{task} did not run with a change:\n{m.group(1)[:500] if m else out[-2000:]}"
     secrets = list(secrets_on_host(host).values()) + [admin_key(host)]
     registry_password = pathlib.Path(os.environ["OWLAT_LAB_STATE"], "registry-password").read_text().strip()
-    secrets.append(registry_password)
+    secrets += [registry_password, backup_password]
     leaked = [s[:4] + "..." for s in secrets if len(s) >= 8 and s in out]
     assert not leaked, f"secret values in the -vvv output of a first deploy: {leaked}"
