@@ -329,7 +329,7 @@ def own_deprecations(path):
 def describe_steps(steps):
     out, mol = [], [s.split(":", 1)[1] for s in steps if s.startswith("molecule:")]
     names = {"lint": "lint", "sanity": "ansible-test sanity", "unit": "unit tests", "runner": "ansible-runner",
-             "ee": "EE build context"}
+             "ee": "EE build context", "doubles-images": "double images"}
     for s in steps:
         if s in names:
             out.append(names[s])
