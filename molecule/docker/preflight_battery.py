@@ -60,7 +60,8 @@ BATTERY = [
     ("the same public hostnames on both hosts", {"owlat_stack_app_hostname": "app.shared.example",
                                                  "owlat_stack_api_hostname": "api.shared.example",
                                                  "owlat_stack_actions_hostname": "actions.shared.example"},
-     "hostname app.shared.example is claimed by stack owlat on owlat-mol-docker-deb13 and stack owlat on owlat-mol-docker-deb12"),
+     ["hostname app.shared.example is claimed by stack owlat on owlat-mol-docker-deb13 and stack owlat on owlat-mol-docker-deb12",
+      "hostname app.shared.example is claimed by stack owlat on owlat-mol-docker-deb12 and stack owlat on owlat-mol-docker-deb13"]),
 ]
 
 
@@ -77,7 +78,8 @@ def refuse(case):
         problems.append("not refused")
     if any(recap.get(h, 0) for h in HOSTS):
         problems.append(f"changed something: {recap}")
-    if expect not in re.sub(r"\s+", " ", out):
+    flat = re.sub(r"\s+", " ", out)
+    if not any(e in flat for e in ([expect] if isinstance(expect, str) else expect)):
         problems.append(f"message does not say {expect!r}")
     if "output has been hidden" in out:
         problems.append("a refusal hidden by no_log")
