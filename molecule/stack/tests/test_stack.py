@@ -472,7 +472,7 @@ def test_mirror_copies_every_image_of_a_release(host):
             "-e", '{"owlat_stack_mirror_releases": ["0.4.3", "0.4.4"]}']
     started = time.time()
     rc, out = run_playbook("owlat.selfhost.mirror", *args, timeout=1800)
-    first = round(time.time() - started, 1)
+    first_run = round(time.time() - started, 1)
     assert rc == 0, out[-3000:]
     # Every pinned reference of both releases is now in the destination, pullable by that reference.
     import yaml
@@ -488,7 +488,7 @@ def test_mirror_copies_every_image_of_a_release(host):
     started = time.time()
     rc, out = run_playbook("owlat.selfhost.mirror", *args, timeout=1800)
     assert rc == 0 and recap(out)[host.backend.get_hostname()]["changed"] == 0, out[-3000:]
-    figures = json.dumps({"images": len(refs), "first_run_seconds": first, "second_run_seconds": round(time.time() - started, 1)})
+    figures = json.dumps({"images": len(refs), "first_run_seconds": first_run, "second_run_seconds": round(time.time() - started, 1)})
     import tempfile
     for where in (os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "/tmp"), tempfile.gettempdir()):
         pathlib.Path(where, "owlat-mirror-figures.json").write_text(figures)
