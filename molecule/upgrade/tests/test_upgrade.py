@@ -198,8 +198,9 @@ def test_refused_without_acknowledging_breaking_changes():
     rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}", "-e", lab_note,
                        "-l", GOOD[0])
     assert rc != 0
-    assert f"breaking changes between {FROM[GOOD[0]]} and {B} must be acknowledged" in out, out[-3000:]
-    assert "lab annotation: none upstream" in out
+    flat = re.sub(r"\s+", " ", out)  # the yaml callback of ansible-core 2.17 folds long messages
+    assert f"breaking changes between {FROM[GOOD[0]]} and {B} must be acknowledged" in flat, out[-3000:]
+    assert "lab annotation: none upstream" in flat
     assert recap(out)[GOOD[0]][0] == 0
     assert record(GOOD[0])["release"] == FROM[GOOD[0]]
 
@@ -293,7 +294,7 @@ def test_site_runs_stay_idempotent_after_the_upgrade(upgrade):
 def test_site_refuses_to_downgrade_an_upgraded_host(upgrade):
     rc, out = playbook(str(COLLECTION / "playbooks/site.yml"), "-l", GOOD[0])
     assert rc != 0
-    assert f"{FROM[GOOD[0]]} is older than the deployed {B}" in out, out[-3000:]
+    assert f"{FROM[GOOD[0]]} is older than the deployed {B}" in re.sub(r"\s+", " ", out), out[-3000:]
     assert recap(out)[GOOD[0]][0] == 0
 
 
