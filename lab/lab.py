@@ -250,12 +250,17 @@ def lab_secrets() -> dict:
     pki = STATE / "pki"
     pki.mkdir(exist_ok=True)
     if not (pki / "ca.crt").exists():
+        # Key usage and constraints as a real CA has them: Python 3.13 verifies strictly (VERIFY_X509_STRICT) and
+        # refuses a CA certificate without a keyUsage extension.
         run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", "/CN=owlat lab CA", "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), quiet=True)
+            "-subj", "/CN=owlat lab CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
+            "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), quiet=True)
     if not (pki / "registry.crt").exists():
         ext = pki / "registry.ext"
         ext.write_text(f"subjectAltName=DNS:{REGISTRY_HOST},DNS:localhost,IP:127.0.0.1\n"
-                       "extendedKeyUsage=serverAuth\n")
+                       "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                       "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
         run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REGISTRY_HOST}",
             "-keyout", str(pki / "registry.key"), "-out", str(pki / "registry.csr"), quiet=True)
         run("openssl", "x509", "-req", "-in", str(pki / "registry.csr"), "-CA", str(pki / "ca.crt"),
