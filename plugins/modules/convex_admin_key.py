@@ -162,8 +162,8 @@ class AdminKey:
         if key is not None:
             valid = self.check(key)
             if valid is None:
-                self.module.warn("check mode: the Convex backend at %s was not reachable; the stored key was not verified" % self.client.url)
-                return dict(changed=False, minted=False, reason="stored key not verified (backend unreachable in check mode)")
+                self.module.warn("check mode: the Convex backend at %s was not reachable; the stored key could not be checked" % self.client.url)
+                return dict(changed=False, minted=False, reason="stored key could not be checked (backend unreachable in check mode)")
             if valid:
                 changed = fix_mode(self.path, 0o600, self.module.check_mode)
                 return dict(changed=changed, key=key, minted=False, reason="stored key is valid")

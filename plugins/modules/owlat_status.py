@@ -23,7 +23,7 @@ description:
   - Disk use of O(disk_paths) and of Docker's data root, one entry per file system.
   - Days left on the TLS certificate served for each public host name, by connecting to
     O(tls_address) on Caddy's published HTTPS port with the host name as SNI. The certificate is read,
-    not verified (Caddy's internal CA is not trusted by the host).
+    not checked against a CA (Caddy's internal CA is not trusted by the host).
   - Never fails because a stack is unhealthy; every finding is listed in RV(problems) instead.
 author:
   - owlat.selfhost maintainers (@owlat)

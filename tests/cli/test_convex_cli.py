@@ -22,12 +22,8 @@ import zipfile
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-LINK = ROOT / ".collections"
-if not (LINK / "ansible_collections/owlat/selfhost").exists():
-    (LINK / "ansible_collections/owlat").mkdir(parents=True, exist_ok=True)
-    (LINK / "ansible_collections/owlat/selfhost").symlink_to(ROOT)
-sys.path.insert(0, str(LINK))
 
+# tests/conftest.py makes the collection importable.
 from ansible_collections.owlat.selfhost.plugins.module_utils._convex import ConvexClient  # noqa: E402
 from ansible_collections.owlat.selfhost.plugins.module_utils._convex_export import (  # noqa: E402
     export_snapshot,
