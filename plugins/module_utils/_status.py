@@ -406,7 +406,7 @@ def parse_certificate(der):
 
 
 def fetch_certificate(hostname, address, port, timeout):
-    """The DER certificate served for ``hostname`` (SNI) at address:port. Not verified: only read."""
+    """The DER certificate served for ``hostname`` (SNI) at address:port. Read only, not checked against a CA."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
