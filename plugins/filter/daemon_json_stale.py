@@ -11,7 +11,7 @@ version_added: 0.2.0
 description:
   - Merges O(_input) into daemon.json as the docker role's local fact read it, with the module's own merge, and
     says whether that changes anything; so that a no-op run does not run the module.
-  - Stale when the fact could not read the file (none: missing fact, unreadable or invalid file; the module then
+  - Stale when the fact could not read the file (none, for a missing fact or an unreadable or invalid file; the module then
     says what is wrong).
 options:
   _input:

@@ -37,6 +37,11 @@ CORE_SERVICES = ("convex", "web", "mta", "redis", "caddy")
 OPTIONAL_SERVICES = ("clamav", "convex-dashboard")
 # One-shot jobs that leave no container behind on success; never a service.
 JOBS = ("convex-deploy",)
+# Container names of a stack besides its services (the upgrade's handover web): with the services, the only names an
+# unlabelled container may have to be counted as the stack's.
+KNOWN_CONTAINERS = CORE_SERVICES + OPTIONAL_SERVICES + JOBS + ("web-next",)
+# The label that says which stack a container, volume or network belongs to.
+STACK_LABEL = "owlat.stack"
 # Service -> key of the release's images in the deploy record, to spot a container not on the recorded image.
 _IMAGE_KEYS = dict(convex="convex_backend", web="web", mta="mta", redis="redis", caddy="caddy")
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
@@ -97,17 +102,24 @@ class DockerAPI:
         return self.get("/info")
 
     def stack_containers(self, stack):
-        """Inspect data of every container named <stack>-..., by name without the leading slash."""
-        filters = quote(json.dumps({"name": ["^/%s-" % re.escape(stack)]}))
-        listed = self.get("/containers/json?all=1&filters=" + filters)
-        out = {}
-        for item in listed:
-            names = [n.lstrip("/") for n in item.get("Names") or []]
-            name = next((n for n in names if n.startswith(stack + "-")), None)
-            if name is None:
-                continue
-            out[name] = self.get("/containers/%s/json" % quote(item["Id"]))
-        return out
+        """Inspect data of every container of ``stack``, by name without the leading slash.
+
+        Identity is the ``owlat.stack`` label; a container without it (made before the roles labelled them) belongs
+        to the stack only under the exact name ``<stack>-<service>`` of a known service, never by prefix: stack
+        ``acme`` does not own ``acme-eu-web``."""
+        legacy = set(stack + "-" + service for service in KNOWN_CONTAINERS)
+        found = {}
+        for filters in ({"label": ["%s=%s" % (STACK_LABEL, stack)]}, {"name": ["^/%s-" % re.escape(stack)]}):
+            for item in self.get("/containers/json?all=1&filters=" + quote(json.dumps(filters))):
+                labels = item.get("Labels") or {}
+                names = [n.lstrip("/") for n in item.get("Names") or []]
+                if STACK_LABEL in labels:
+                    name = names[0] if labels[STACK_LABEL] == stack and names else None
+                else:
+                    name = next((n for n in names if n in legacy), None)
+                if name is not None:
+                    found[name] = item["Id"]
+        return dict((name, self.get("/containers/%s/json" % quote(cid))) for name, cid in sorted(found.items()))
 
 
 # ------------------------------------------------------------------------------------ services

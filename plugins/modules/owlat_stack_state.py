@@ -11,7 +11,7 @@ short_description: A stack's secrets and its actual state on the host, in one mo
 version_added: 0.2.0
 description:
   - The one host-side read of a stack on every run (compare-then-act). In one run it keeps the stack's secrets
-    file (as M(owlat.selfhost.owlat_secrets): generated once in exact formats, never rotated silently) and reads
+    file (as M(owlat.selfhost.owlat_secrets) does, generated once in exact formats and never rotated silently) and reads
     what the later tasks would otherwise each ask the host for, so that a converged stack costs no further module
     run but the final health check.
   - Reads the stack's network and containers (as M(owlat.selfhost.owlat_containers)); kind, mode, owner and
@@ -21,7 +21,7 @@ description:
     P(owlat.selfhost.container_stale#filter), P(owlat.selfhost.files_stale#filter) and
     P(owlat.selfhost.convex_env_stale#filter)), where that state is rendered.
   - Changes nothing but the secrets file (and the mode of it and of its directory). What cannot be read (no Docker
-    Engine yet, no backend yet) is reported, never a failure: the later modules then run and fail with the whole
+    Engine yet, no backend yet) is reported, never a failure; the later modules then run and fail with the whole
     story if something is really wrong.
 author:
   - owlat.selfhost maintainers (@owlat)
@@ -56,7 +56,7 @@ options:
         default: false
   files:
     description: Paths whose kind, mode, owner and content digest are returned; a directory's entries are included,
-      two levels down (the stack's configuration directory: every file the roles write there).
+      two levels down (the stack's configuration directory, i.e. every file the roles write there).
     type: list
     elements: path
     default: []
@@ -106,8 +106,8 @@ attributes:
     platforms: posix
     description: Debian hosts with Docker Engine; only the Python standard library is needed on the host.
 notes:
-  - The result holds the secrets, the admin key and the deployment's environment: run it with C(no_log) and report
-    RV(msg) yourself on failure (it names secrets and files, never values).
+  - The result holds the secrets, the admin key and the deployment's environment; run it with C(no_log) and report
+    the module's C(msg) yourself on failure (it names secrets and files, never values).
 seealso:
   - module: owlat.selfhost.owlat_secrets
   - module: owlat.selfhost.owlat_containers
@@ -214,7 +214,7 @@ def main():
         argument_spec=dict(
             stack=dict(type="str", required=True),
             network=dict(type="str"),
-            secrets=dict(type="dict", required=True, options=dict(
+            secrets=dict(type="dict", required=True, no_log=False, options=dict(
                 path=dict(type="path", required=True),
                 secrets=dict(type="dict", required=True, no_log=False),
                 values=dict(type="dict", default={}, no_log=True),

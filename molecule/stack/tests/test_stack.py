@@ -388,6 +388,42 @@ def test_a_container_changed_by_hand_is_put_back_and_the_others_left_alone(host)
     assert rc == 0 and recap and recap.group(1) == "0", out[-3000:]
 
 
+def test_files_and_deployment_env_changed_by_hand_are_put_back_then_a_no_op_is_three_module_runs(host, tmp_path):
+    """Drift the plain run must find although a converged run reads the host only once: an edited Caddyfile, a
+    Redis config with a wrong mode, a deployment variable changed and one removed through the Convex API."""
+    from converge_run import run_playbook
+
+    caddyfile = host.file(f"{CONF}/caddy/Caddyfile").content_string
+    key = admin_key(host)
+    ip = convex_ip(host)
+    env_before = json.loads(host.check_output(
+        f"curl -fsS -H 'Authorization: Convex {key}' http://{ip}:3210/api/v1/list_environment_variables"))
+    changes = json.dumps({"changes": [{"name": "SITE_URL", "value": "https://elsewhere.example"},
+                                      {"name": "EMAIL_PROVIDER", "value": None}]})
+    host.check_output(f"curl -fsS -X POST -H 'Content-Type: application/json' -H 'Authorization: Convex {key}' "
+                      f"-d '{changes}' http://{ip}:3210/api/v1/update_environment_variables")
+    host.check_output(f"echo '# edited by hand' >> {CONF}/caddy/Caddyfile && chmod 0644 {CONF}/redis.conf")
+
+    rc, out = run_playbook("owlat.selfhost.site")
+    assert rc == 0, out[-3000:]
+    assert host.file(f"{CONF}/caddy/Caddyfile").content_string == caddyfile
+    assert host.file(f"{CONF}/redis.conf").mode == 0o600
+    env_after = json.loads(host.check_output(
+        f"curl -fsS -H 'Authorization: Convex {key}' http://{ip}:3210/api/v1/list_environment_variables"))
+    assert env_after == env_before
+
+    runs_file = tmp_path / "runs.json"
+    os.environ["OWLAT_MODULE_RUNS_FILE"] = str(runs_file)
+    try:
+        rc, out = run_playbook("owlat.selfhost.site")
+    finally:
+        del os.environ["OWLAT_MODULE_RUNS_FILE"]
+    recap = re.search(r"owlat-mol-stack\s+: ok=\d+\s+changed=(\d+)", out)
+    assert rc == 0 and recap and recap.group(1) == "0", out[-3000:]
+    runs = json.loads(runs_file.read_text())["hosts"]["owlat-mol-stack"]["runs"]
+    assert runs <= 3, f"a no-op ran {runs} modules on the host:\n" + out[-4000:]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Upstream's own client, through Caddy, with the stack's admin key
 # ---------------------------------------------------------------------------------------------------

@@ -97,3 +97,16 @@ def test_check_mode_and_bad_input(run_module, engine):
     assert bad["failed"] and "invalid name" in bad["msg"]
     bad = run_module(owlat_containers, dict(stack="acme", docker_host="tcp://10.0.0.1:2375"))
     assert bad["failed"] and "unix://" in bad["msg"]
+
+
+def test_identity_is_the_label_or_an_exact_legacy_name_never_a_prefix(run_module, engine):
+    engine.images = {WEB: "sha256:new"}
+    engine.add("acme-web", WEB, "sha256:new")                                   # made before labels: exact name
+    engine.add("acme-eu-web", WEB, "sha256:new")                                # stack acme-eu, unlabelled
+    engine.add("acme-eu-mta", WEB, "sha256:new", labels={"owlat.stack": "acme-eu", "owlat.service": "mta"})
+    engine.add("acme-worker", WEB, "sha256:new", labels={"owlat.stack": "acme", "owlat.service": "worker"})
+    engine.add("acme-scratch", WEB, "sha256:new")                               # no label, no known service
+
+    result = probe(run_module, engine)
+
+    assert sorted(result["containers"]) == ["web", "worker"]

@@ -62,7 +62,7 @@ class FakeDocker:
         self.url = "unix://" + path
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
-    def add(self, name, status="running", health=None, image=None, https_port=None, exit_code=0):
+    def add(self, name, status="running", health=None, image=None, https_port=None, exit_code=0, labels=None):
         state = {"Status": status, "Running": status == "running", "Restarting": False, "ExitCode": exit_code,
                  "StartedAt": "2026-11-26T01:00:00Z"}
         if health:
@@ -70,7 +70,8 @@ class FakeDocker:
         host_config = {"PortBindings": {"443/tcp": [{"HostIp": "", "HostPort": str(https_port)}]}} if https_port else {}
         cid = "%064x" % (len(self.containers) + 1)
         self.containers[name] = {"Id": cid, "Name": "/" + name, "State": state, "RestartCount": 0,
-                                 "Config": {"Image": image or "x"}, "HostConfig": host_config}
+                                 "Config": {"Image": image or "x", "Labels": labels or {}},
+                                 "HostConfig": host_config}
 
     def route(self, path):
         parts = urllib.parse.urlsplit(path)
@@ -79,9 +80,17 @@ class FakeDocker:
         if parts.path == "/containers/json":
             query = urllib.parse.parse_qs(parts.query)
             assert query.get("all") == ["1"]
-            patterns = json.loads(query["filters"][0])["name"]
-            listed = [{"Id": c["Id"], "Names": [c["Name"]], "State": c["State"]["Status"]}
-                      for c in self.containers.values() if any(re.search(p, c["Name"]) for p in patterns)]
+            filters = json.loads(query["filters"][0])
+            patterns, labels = filters.get("name") or [], filters.get("label") or []
+
+            def wanted(c):
+                have = c["Config"].get("Labels") or {}
+                return (any(re.search(p, c["Name"]) for p in patterns)
+                        or any(have.get(lbl.split("=", 1)[0]) == lbl.split("=", 1)[1] for lbl in labels))
+
+            listed = [{"Id": c["Id"], "Names": [c["Name"]], "State": c["State"]["Status"],
+                       "Labels": c["Config"].get("Labels") or {}}
+                      for c in self.containers.values() if wanted(c)]
             return 200, listed
         for c in self.containers.values():
             if parts.path == "/containers/%s/json" % c["Id"]:
