@@ -15,7 +15,10 @@ Private to this collection: no compatibility promise outside it.
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import os
+import pwd
 import re
 import stat
 import tempfile
@@ -34,6 +37,36 @@ def read_text(path):
             return fh.read()
     except FileNotFoundError:
         return None
+
+
+def _name(lookup, ident):
+    try:
+        return lookup(ident)[0]
+    except KeyError:
+        return None
+
+
+def file_state(path):
+    """kind (file, directory, absent, other), mode as four octal digits, uid/gid and their names, sha256 of a file."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return dict(kind="absent")
+    if stat.S_ISDIR(st.st_mode):
+        kind = "directory"
+    elif stat.S_ISREG(st.st_mode):
+        kind = "file"
+    else:
+        kind = "other"
+    out = dict(kind=kind, mode="%04o" % stat.S_IMODE(st.st_mode), uid=st.st_uid, gid=st.st_gid,
+               owner=_name(pwd.getpwuid, st.st_uid), group=_name(grp.getgrgid, st.st_gid))
+    if kind == "file":
+        digest = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(65536), b""):
+                digest.update(block)
+        out["sha256"] = digest.hexdigest()
+    return out
 
 
 def ensure_private_dir(directory):

@@ -98,6 +98,16 @@ changed_paths:
   type: list
   elements: str
   sample: ["/etc/prometheus/prometheus.yml"]
+state:
+  description:
+    - Every listed directory and file as it is after the run (in check mode, as it is now), keyed by path, in the
+      shape C(owlat.selfhost.owlat_stack_state) reports files in; no content, only a sha256 of a file's content.
+    - Lets a play that writes the same files twice in one run compare with what it wrote last
+      (P(owlat.selfhost.files_stale#filter)) instead of with a state read before.
+  returned: always
+  type: dict
+  sample: {"/etc/owlat/acme/caddy/Caddyfile": {"kind": "file", "mode": "0644", "uid": 0, "gid": 0,
+           "owner": "root", "group": "root", "sha256": "5f2b…"}}
 """
 
 import grp
@@ -108,7 +118,7 @@ import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.owlat.selfhost.plugins.module_utils._files import read_text, write_private
+from ansible_collections.owlat.selfhost.plugins.module_utils._files import file_state, read_text, write_private
 
 
 class Unknown(Exception):
@@ -251,7 +261,9 @@ class Files:
                 self.file(item)
         except (ValueError, OSError) as exc:
             self.module.fail_json(msg=str(exc), changed_paths=self.changed)
-        result = dict(changed=bool(self.changed), changed_paths=self.changed)
+        paths = [item["path"] for item in self.module.params["directories"] + self.module.params["files"]]
+        result = dict(changed=bool(self.changed), changed_paths=self.changed,
+                      state=dict((path, file_state(path)) for path in paths))
         if self.module._diff and self.diffs:
             result["diff"] = self.diffs
         return result

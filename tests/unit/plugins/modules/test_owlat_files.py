@@ -144,3 +144,24 @@ def test_numeric_owner_and_group_need_no_name_on_the_host(monkeypatch, tmp_path)
     st = os.stat(tmp_path / "redis.conf")
     assert (st.st_uid, st.st_gid) == (int(uid), int(gid))
     assert run_module(monkeypatch, params)["changed"] is False
+
+
+def test_returned_state_is_what_files_stale_compares_with(monkeypatch, tmp_path):
+    # A play that writes the same file twice in one run (the upgrade's web handover) compares with this.
+    from ansible_collections.owlat.selfhost.plugins.filter.files_stale import files_stale
+
+    spec = {"directories": [{"path": str(tmp_path / "caddy"), "mode": "0755"}],
+            "files": [{"path": str(tmp_path / "caddy" / "Caddyfile"), "content": "upstream web:3000\n", "mode": "0644"}]}
+    assert files_stale(spec, {})
+    written = run_module(monkeypatch, spec)
+    assert written["changed"] is True
+    assert written["state"][str(tmp_path / "caddy" / "Caddyfile")]["kind"] == "file"
+    assert not files_stale(spec, written["state"])
+    handover = {"files": [dict(spec["files"][0], content="upstream web-next:3000\n")]}
+    assert files_stale(handover, written["state"])
+    again = run_module(monkeypatch, handover)
+    assert again["changed_paths"] == [str(tmp_path / "caddy" / "Caddyfile")]
+    assert not files_stale(handover, again["state"]) and files_stale(spec, again["state"])
+    # Check mode reports the file as it is, so the comparison stays honest: still stale.
+    dry = run_module(monkeypatch, spec, check_mode=True)
+    assert files_stale(spec, dry["state"])
