@@ -101,7 +101,8 @@ changed_paths:
 state:
   description:
     - Every listed directory and file as it is after the run (in check mode, as it is now), keyed by path, in the
-      shape C(owlat.selfhost.owlat_stack_state) reports files in; no content, only a sha256 of a file's content.
+      shape C(owlat.selfhost.owlat_stack_state) reports files in; no content, only a sha256 of a file's content
+      (none for a O(files[].secret_content) file, which is therefore always stale against it).
     - Lets a play that writes the same files twice in one run compare with what it wrote last
       (P(owlat.selfhost.files_stale#filter)) instead of with a state read before.
   returned: always
@@ -261,9 +262,13 @@ class Files:
                 self.file(item)
         except (ValueError, OSError) as exc:
             self.module.fail_json(msg=str(exc), changed_paths=self.changed)
-        paths = [item["path"] for item in self.module.params["directories"] + self.module.params["files"]]
-        result = dict(changed=bool(self.changed), changed_paths=self.changed,
-                      state=dict((path, file_state(path)) for path in paths))
+        state = {}
+        for item in self.module.params["directories"] + self.module.params["files"]:
+            state[item["path"]] = file_state(item["path"])
+            if item.get("secret_content") is not None:
+                # Not even a digest of a secret leaves the host (a short password could be guessed from it).
+                state[item["path"]].pop("sha256", None)
+        result = dict(changed=bool(self.changed), changed_paths=self.changed, state=state)
         if self.module._diff and self.diffs:
             result["diff"] = self.diffs
         return result

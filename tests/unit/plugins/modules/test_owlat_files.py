@@ -165,3 +165,6 @@ def test_returned_state_is_what_files_stale_compares_with(monkeypatch, tmp_path)
     # Check mode reports the file as it is, so the comparison stays honest: still stale.
     dry = run_module(monkeypatch, spec, check_mode=True)
     assert files_stale(spec, dry["state"])
+    # No digest of a secret leaves the host.
+    secret = {"files": [{"path": str(tmp_path / "password"), "secret_content": "s3cret", "mode": "0600"}]}
+    assert "sha256" not in run_module(monkeypatch, secret)["state"][str(tmp_path / "password")]
