@@ -20,7 +20,7 @@ options:
     type: str
     required: true
   definition_hash:
-    description: Hash of what the role's container task is made of (its task file and every input it reads).
+    description: Digest of the container's rendered definition and of the container task (M(owlat.selfhost.container_digests)).
     type: str
     required: true
   probe:
@@ -42,7 +42,7 @@ options:
 """
 
 EXAMPLES = r"""
-when: "'convex' | owlat.selfhost.container_stale(owlat_convex_backend_hash, owlat_stack_probe, owlat_stack_applied)"
+when: "'convex' | owlat.selfhost.container_stale(_owlat_stack_container_digests.convex, owlat_stack_probe, owlat_stack_applied)"
 """
 
 RETURN = r"""

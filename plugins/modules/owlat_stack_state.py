@@ -170,8 +170,13 @@ containers:
   returned: success
   type: dict
 files:
-  description: Path to C(kind) (file, directory, absent, other), C(mode) (four octal digits), C(uid), C(gid),
-    C(owner), C(group) and, for a file, C(sha256).
+  description:
+    - Path to C(kind) (file, directory, absent, other), C(mode) (four octal digits), C(uid), C(gid),
+      C(owner), C(group) and, for a file, C(sha256).
+    - A file holding a secret (the Redis configuration) has its C(sha256) too, because a no-op run compares with
+      it; the secrets in it are generated random values of 128 bits or more (hex32), which no digest gives away.
+      M(owlat.selfhost.owlat_files) leaves that digest out of its own C(state) (nothing needs it there; a second
+      write of such a file in one run only costs one more module run, which finds it as it should be).
   returned: success
   type: dict
   sample: {/etc/owlat/acme/redis.conf: {kind: file, mode: "0600", uid: 999, gid: 1000, owner: null, group: null,
