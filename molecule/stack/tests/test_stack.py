@@ -367,6 +367,23 @@ def test_a_changed_secret_is_refused_without_the_explicit_flag(host):
     assert host.check_output(f"sha256sum {CONF}/secrets.env") == before
 
 
+def test_a_failed_container_is_told_by_name_without_secrets_and_the_running_one_stays(host):
+    """A container task hides its result (the environment holds secrets); its failure must still say which
+    container failed and why. An image that does not exist: the pull fails, the running web container stays."""
+    image = host.check_output(f"docker inspect -f '{{{{.Config.Image}}}}' {STACK}-web")
+    missing = image.rsplit(":", 1)[0] + ":0.0.0-missing"
+    started = host.check_output(f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-web")
+    rc, out = run_converge("-e", json.dumps({"owlat_stack_images": {"web": missing}}))
+    flat = re.sub(r"\s+", " ", out)
+    assert rc != 0, out[-3000:]
+    assert f"container {STACK}-web (service web) failed" in flat, out[-3000:]
+    assert "0.0.0-missing" in flat and f"docker logs {STACK}-web" in flat, out[-3000:]
+    for value in secrets_on_host(host).values():
+        assert value not in out
+    assert host.check_output(f"docker inspect -f '{{{{.Config.Image}}}} {{{{.State.StartedAt}}}}' {STACK}-web") \
+        == f"{image} {started}"
+
+
 def test_a_container_changed_by_hand_is_put_back_and_the_others_left_alone(host):
     """Compare-then-act: a stopped container, a removed one and a widened config directory are repaired by the next
     run; the containers that were in order are not touched (same start time)."""
