@@ -32,18 +32,30 @@ from urllib.parse import quote
 
 from ansible_collections.owlat.selfhost.plugins.module_utils._http import describe_error, shorten
 
-# Services of a stack that must run (container <stack>-<service>); optional ones are reported when present.
-CORE_SERVICES = ("convex", "web", "mta", "redis", "caddy")
-OPTIONAL_SERVICES = ("clamav", "convex-dashboard")
-# One-shot jobs that leave no container behind on success; never a service.
-JOBS = ("convex-deploy",)
-# Container names of a stack besides its services (the upgrade's handover web): with the services, the only names an
-# unlabelled container may have to be counted as the stack's.
-KNOWN_CONTAINERS = CORE_SERVICES + OPTIONAL_SERVICES + JOBS + ("web-next",)
+# A stack's services as the stack role describes them (owlat_stack_services, kept in the deploy record's
+# `services`): container key -> image (key of the release's images), required (must run), job (one-shot, leaves no
+# container on success: never a service row). This is the description for records written before they carried it.
+RECORDLESS_SERVICES = {
+    "convex": {"image": "convex_backend", "required": True},
+    "web": {"image": "web", "required": True},
+    "mta": {"image": "mta", "required": True},
+    "redis": {"image": "redis", "required": True},
+    "caddy": {"image": "caddy", "required": True},
+    "clamav": {"image": "clamav"},
+    "convex-dashboard": {"image": "convex_dashboard"},
+    "convex-deploy": {"image": "convex_deploy", "job": True},
+    "web-next": {},
+}
+
+
+def services_of(record):
+    """The service description of a stack: its deploy record's, else the one of records that carried none."""
+    services = (record or {}).get("services")
+    return services if isinstance(services, dict) and services else RECORDLESS_SERVICES
+
+
 # The label that says which stack a container, volume or network belongs to.
 STACK_LABEL = "owlat.stack"
-# Service -> key of the release's images in the deploy record, to spot a container not on the recorded image.
-_IMAGE_KEYS = dict(convex="convex_backend", web="web", mta="mta", redis="redis", caddy="caddy")
 STACK_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 ERROR_MAX = 200
 
@@ -101,13 +113,13 @@ class DockerAPI:
     def info(self):
         return self.get("/info")
 
-    def stack_containers(self, stack):
+    def stack_containers(self, stack, services=None):
         """Inspect data of every container of ``stack``, by name without the leading slash.
 
         Identity is the ``owlat.stack`` label; a container without it (made before the roles labelled them) belongs
-        to the stack only under the exact name ``<stack>-<service>`` of a known service, never by prefix: stack
-        ``acme`` does not own ``acme-eu-web``."""
-        legacy = set(stack + "-" + service for service in KNOWN_CONTAINERS)
+        to the stack only under the exact name ``<stack>-<key>`` of a container the stack's description names
+        (``services``), never by prefix: stack ``acme`` does not own ``acme-eu-web``."""
+        legacy = set(stack + "-" + key for key in (services or RECORDLESS_SERVICES))
         found = {}
         for filters in ({"label": ["%s=%s" % (STACK_LABEL, stack)]}, {"name": ["^/%s-" % re.escape(stack)]}):
             for item in self.get("/containers/json?all=1&filters=" + quote(json.dumps(filters))):
@@ -160,17 +172,16 @@ def describe_service(row):
     return row["state"]
 
 
-def stack_services(stack, containers):
-    """Rows for the core services (missing ones included), then any other container of the stack."""
-    rows = []
+def stack_services(stack, containers, services=None):
+    """Rows for the required services (missing ones included), then any other container of the stack: the optional
+    services in the description's order, then anything else (a temporary container of an upgrade). Jobs are left out."""
+    services = services or RECORDLESS_SERVICES
     prefix = stack + "-"
-    for service in CORE_SERVICES:
-        rows.append(service_state(service, containers.get(prefix + service)))
-    core = set(prefix + s for s in CORE_SERVICES)
-    jobs = set(prefix + j for j in JOBS)
-    others = sorted(n for n in containers if n not in core and n not in jobs)
-    # Optional services first, in a fixed order; anything else (e.g. a temporary container of an upgrade) after.
-    order = dict((prefix + s, i) for i, s in enumerate(OPTIONAL_SERVICES))
+    required = [key for key, svc in services.items() if (svc or {}).get("required")]
+    jobs = set(prefix + key for key, svc in services.items() if (svc or {}).get("job"))
+    rows = [service_state(key, containers.get(prefix + key)) for key in required]
+    order = dict((prefix + key, i) for i, key in enumerate(services))
+    others = [n for n in containers if n not in jobs and n[len(prefix):] not in required]
     for name in sorted(others, key=lambda n: (order.get(n, len(order)), n)):
         rows.append(service_state(name[len(prefix):], containers[name]))
     return rows
@@ -517,21 +528,22 @@ class HostStatus:
         elif record is None:
             problems.append("%s: no deploy record (not deployed by site.yml yet)" % name)
         containers = {}
+        described = services_of(record)
         if docker_ok:
             try:
-                containers = self.docker.stack_containers(name)
+                containers = self.docker.stack_containers(name, described)
             except DockerError as exc:
                 out["docker_error"] = str(exc)
                 problems.append("%s: %s" % (name, exc))
                 docker_ok = False
-        services = stack_services(name, containers) if docker_ok else []
+        services = stack_services(name, containers, described) if docker_ok else []
         out["services"] = services
         out["services_ok"] = bool(services) and all(s["ok"] for s in services)
         for svc in services:
             if not svc["ok"]:
                 problems.append("%s: %s %s" % (name, svc["name"], describe_service(svc)))
-            elif record and svc["name"] in _IMAGE_KEYS:
-                want = (record.get("images") or {}).get(_IMAGE_KEYS[svc["name"]])
+            elif record and (described.get(svc["name"]) or {}).get("image"):
+                want = (record.get("images") or {}).get(described[svc["name"]]["image"])
                 if want and svc["image"] and want != svc["image"]:
                     svc["image_drift"] = want
                     problems.append("%s: %s runs %s, the deploy record says %s" % (name, svc["name"], svc["image"], want))

@@ -12,11 +12,13 @@ version_added: 0.1.0
 description:
   - Reads, in a single module run and without changing anything, what an operator wants to see for each
     Owlat stack on the host, for the fleet status report (C(playbooks/status.yml)).
-  - The deploy record C(<facts_dir>/owlat_<stack>.fact) written by the stack role (release, images).
+  - The deploy record C(<facts_dir>/owlat_<stack>.fact) written by the stack role (release, images, and the
+    stack's service description C(services)).
   - The state and Docker health of every container of the stack, through the Docker Engine API on its unix
-    socket. The core services V(convex), V(web), V(mta), V(redis), V(caddy) are listed even when their
-    container is missing; optional ones (V(clamav), V(convex-dashboard)) and any other C(<stack>-*) container
-    when present. A service is ok when its container runs and its Docker health check, if it has one,
+    socket. The services the record describes as required (V(convex), V(web), V(mta), V(redis), V(caddy) today)
+    are listed even when their container is missing; the others (V(clamav), V(convex-dashboard)) and any other
+    container of the stack when present; one-shot jobs never. A record without a description is read with the
+    one the stack role writes today. A service is ok when its container runs and its Docker health check, if it has one,
     says healthy. A container not running the image of the deploy record is reported as a problem.
   - The last backup from the backup role's status file C(<backup_status_dir>/<stack>.json);
     V(never) when there is none.

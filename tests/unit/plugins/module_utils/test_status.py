@@ -4,6 +4,7 @@ container states, disk folding."""
 import datetime
 import json
 import os
+import pathlib
 import ssl
 
 import pytest
@@ -204,6 +205,32 @@ def test_stack_services_lists_core_first_and_skips_the_deploy_job():
     assert [r["name"] for r in rows] == [
         "convex", "web", "mta", "redis", "caddy", "clamav", "convex-dashboard", "web-next"]
     assert [r["name"] for r in rows if not r["ok"]] == ["mta", "clamav"]
+
+
+def test_the_recorded_description_decides_what_status_requires():
+    """A stack whose record describes one more required service (a worker): status requires it too, and an
+    unlabelled <stack>-worker counts as the stack's; without a description, records keep the old shape."""
+    services = dict(_status.RECORDLESS_SERVICES, worker={"image": "worker", "required": True})
+    containers = {"acme-" + key: inspect() for key in ("convex", "web", "mta", "redis", "caddy")}
+    rows = _status.stack_services("acme", containers, services)
+    assert [r["name"] for r in rows] == ["convex", "web", "mta", "redis", "caddy", "worker"]
+    assert [r["name"] for r in rows if not r["ok"]] == ["worker"]
+    assert _status.services_of({"services": services}) is services
+    assert _status.services_of({"release": "0.4.4"}) is _status.RECORDLESS_SERVICES
+
+
+def test_the_fallback_description_is_the_stack_roles():
+    """Records written before they carried `services` are read with the description the stack role writes today."""
+    import yaml
+
+    root = pathlib.Path(__file__).resolve().parents[4]
+    described = yaml.safe_load((root / "roles/stack/vars/main.yml").read_text())["owlat_stack_services"]
+
+    def norm(services):
+        return {key: {k: v for k, v in (svc or {}).items() if v} for key, svc in services.items()}
+
+    assert list(described) == list(_status.RECORDLESS_SERVICES)
+    assert norm(described) == norm(_status.RECORDLESS_SERVICES)
 
 
 def test_https_port_comes_from_caddy_published_port():
