@@ -49,9 +49,13 @@ RECORDLESS_SERVICES = {
 
 
 def services_of(record):
-    """The service description of a stack: its deploy record's, else the one of records that carried none."""
+    """The service description of a stack, in its order: its deploy record's (a list of {name, spec}: the record
+    is JSON with sorted keys), else the one of records that carried none."""
     services = (record or {}).get("services")
-    return services if isinstance(services, dict) and services else RECORDLESS_SERVICES
+    if isinstance(services, list) and services:
+        return dict((item["name"], item.get("spec") or {}) for item in services
+                    if isinstance(item, dict) and item.get("name"))
+    return RECORDLESS_SERVICES
 
 
 # The label that says which stack a container, volume or network belongs to.

@@ -215,7 +215,12 @@ def test_the_recorded_description_decides_what_status_requires():
     rows = _status.stack_services("acme", containers, services)
     assert [r["name"] for r in rows] == ["convex", "web", "mta", "redis", "caddy", "worker"]
     assert [r["name"] for r in rows if not r["ok"]] == ["worker"]
-    assert _status.services_of({"services": services}) is services
+    # As the deploy record holds it: a list in the description's order (the record's JSON has sorted keys).
+    recorded = json.loads(json.dumps({"services": [{"name": k, "spec": v} for k, v in services.items()]},
+                                     sort_keys=True))
+    assert list(_status.services_of(recorded)) == list(services)
+    rows = _status.stack_services("acme", containers, _status.services_of(recorded))
+    assert [r["name"] for r in rows] == ["convex", "web", "mta", "redis", "caddy", "worker"]
     assert _status.services_of({"release": "0.4.4"}) is _status.RECORDLESS_SERVICES
 
 
