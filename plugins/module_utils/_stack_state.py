@@ -94,11 +94,11 @@ def convex_state(spec, containers):
     return out
 
 
-def read_stack(api, stack, network, files, convex=None):
+def read_stack(api, stack, network, files, convex=None, services=None):
     """Containers and network (when the engine answers), the files asked for, and the Convex deployment."""
     out = dict(engine=True, network_exists=False, containers={})
     try:
-        out.update(probe_stack(api, stack, network))
+        out.update(probe_stack(api, stack, network, services))
     except DockerError as exc:
         out.update(engine=False, engine_error=str(exc))
     out["files"] = {}

@@ -622,6 +622,7 @@ def container_facts(inspect, network, image_ids):
     networks = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
     ip = (networks.get(network) or {}).get("IPAddress") or None
     image_current = bool(image_ref) and image_ids.get(image_ref) == inspect.get("Image")
+    labels = (inspect.get("Config") or {}).get("Labels") or {}
     return dict(
         state=status,
         health=health,
@@ -632,11 +633,14 @@ def container_facts(inspect, network, image_ids):
         ip=ip,
         # Running on the image its reference names today and attached to the stack network.
         settled=running and image_current and ip is not None,
+        # Carries the stack's identity label (containers made before the roles labelled them do not).
+        labelled=STACK_LABEL in labels,
     )
 
 
-def probe_stack(api, stack, network):
-    """One pass over a stack: does its network exist, and the state of each <stack>-<service> container."""
+def probe_stack(api, stack, network, services=None):
+    """One pass over a stack: does its network exist, and the state of each of its containers (``services``: the
+    keys of the stack's description, for containers made before the label; see ``DockerAPI.stack_containers``)."""
     try:
         api.get("/networks/%s" % quote(network))
         network_exists = True
@@ -644,7 +648,7 @@ def probe_stack(api, stack, network):
         if "HTTP 404" not in str(exc):
             raise
         network_exists = False
-    containers = api.stack_containers(stack)
+    containers = api.stack_containers(stack, services)
     image_ids = {}
     for inspect in containers.values():
         ref = (inspect.get("Config") or {}).get("Image")

@@ -94,6 +94,7 @@ containers:
       image_current: true
       ip: 172.18.0.2
       settled: true
+      labelled: true
   contains:
     state:
       description: Docker's state (running, exited, created, ...).
@@ -118,6 +119,9 @@ containers:
       type: str
     settled:
       description: Running, on its reference's current image, attached to the stack network.
+      type: bool
+    labelled:
+      description: Carries the C(owlat.stack) label (containers made before the roles labelled them do not).
       type: bool
 """
 

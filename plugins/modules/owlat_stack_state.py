@@ -54,6 +54,14 @@ options:
         description: Allow a supplied value to replace a different stored one.
         type: bool
         default: false
+  services:
+    description:
+      - The container keys the stack's description names (C(owlat_stack_services)). A container without the
+        C(owlat.stack) label (made before the roles labelled them) belongs to the stack only under the exact name
+        C(<stack>-<key>) of one of these; a labelled container by its label.
+      - Default the services every stack has had since before the labels.
+    type: list
+    elements: str
   files:
     description: Paths whose kind, mode, owner and content digest are returned; a directory's entries are included,
       two levels down (the stack's configuration directory, i.e. every file the roles write there).
@@ -225,6 +233,7 @@ def main():
                 values=dict(type="dict", default={}, no_log=True),
                 allow_change=dict(type="bool", default=False),
             )),
+            services=dict(type="list", elements="str"),
             files=dict(type="list", elements="path", default=[]),
             convex=dict(type="dict", options=dict(
                 service=dict(type="str", default="convex"),
@@ -246,7 +255,7 @@ def main():
     result = StackSecrets(module, module.params["secrets"]).run()
     api = DockerAPI(module.params["docker_host"], module.params["timeout"])
     result.update(read_stack(api, stack, module.params["network"] or stack + "-net", module.params["files"],
-                             module.params["convex"]))
+                             module.params["convex"], module.params["services"]))
     # The secrets are the point of the result (the task runs with no_log); mask only what the operator passed.
     result["invocation"] = dict(module_args=remove_values(module.params, module.no_log_values))
     module.no_log_values.difference_update(result["secrets"].values())

@@ -62,7 +62,7 @@ def test_settled_only_when_running_on_the_current_image_and_attached(run_module,
     c = result["containers"]
     assert sorted(c) == ["caddy", "mta", "redis", "web"]
     assert c["web"] == dict(state="running", health="healthy", running=True, healthy=True, image=WEB,
-                            image_current=True, ip="172.18.0.5", settled=True)
+                            image_current=True, ip="172.18.0.5", settled=True, labelled=False)
     assert c["redis"]["settled"] is False and c["redis"]["ip"] is None
     assert c["mta"]["image_current"] is False and c["mta"]["settled"] is False
     assert c["caddy"]["running"] is False and c["caddy"]["settled"] is False
@@ -110,3 +110,5 @@ def test_identity_is_the_label_or_an_exact_legacy_name_never_a_prefix(run_module
     result = probe(run_module, engine)
 
     assert sorted(result["containers"]) == ["web", "worker"]
+    # The roles add the identity label only where it costs no extra recreation: they need to know which carry it.
+    assert result["containers"]["worker"]["labelled"] is True and result["containers"]["web"]["labelled"] is False

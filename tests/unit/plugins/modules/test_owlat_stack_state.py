@@ -139,3 +139,20 @@ def test_convex_env_stale_plans_as_the_module():
     assert convex_env_stale({"A": "1", "B": "2", "C": None}, state) is False
     assert convex_env_stale({"A": "1", "B": "2", "OPERATOR": None}, state) is True
     assert convex_env_stale({"A": "1"}, {"env": None, "managed": None}) is True
+
+
+def test_an_unlabelled_container_is_the_stacks_under_a_described_name_only(run_module, engine, tmp_path):
+    # A service the description gained (a worker, say) whose container has no owlat.stack label: the roles must
+    # see it, or it would go through docker_container on every run; a name the description lacks is not the stack's.
+    conf = tmp_path / "acme"
+    conf.mkdir(mode=0o700)
+    engine.images = {BACKEND: "sha256:b"}
+    engine.add("acme-worker", BACKEND, "sha256:b")
+    engine.add("acme-scratch", BACKEND, "sha256:b")
+    engine.add("acme-eu-worker", BACKEND, "sha256:b")
+
+    default = run_module(owlat_stack_state, params(engine, conf))
+    described = run_module(owlat_stack_state, params(engine, conf, services=["convex", "worker"]))
+
+    assert sorted(default["containers"]) == []
+    assert sorted(described["containers"]) == ["worker"] and described["containers"]["worker"]["settled"] is True
