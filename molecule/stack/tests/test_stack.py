@@ -311,6 +311,16 @@ def test_every_container_running_and_healthy(host):
     assert "convex-deploy" not in states
 
 
+def test_every_container_carries_its_stack_and_service_label(host):
+    # Identity is the label, never a name prefix: status, probes and restores find the stack's containers by it.
+    rows = host.check_output(
+        "docker ps -a --filter label=owlat.stack=%s --format '{{.Names}} {{.Label \"owlat.service\"}}'" % STACK
+    ).splitlines()
+    labelled = dict(row.split(" ", 1) for row in rows)
+    assert set(labelled) >= {f"{STACK}-{key}" for key in ("convex", "redis", "web", "mta", "clamav", "caddy")}, rows
+    assert all(name == f"{STACK}-{service}" for name, service in labelled.items()), rows
+
+
 EICAR_SCAN = r"""
 import socket, struct, sys
 e = b'X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*'
