@@ -96,6 +96,14 @@ def record(name):
     return json.loads(res.stdout) if res.returncode == 0 else {}
 
 
+def events(name, since, until):
+    """What Docker did to containers on a host between two times: [[seconds after since, action, container], ...]."""
+    out = sh(name, "docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
+             "--format", "{{.TimeNano}}|{{.Actor.Attributes.name}}|{{.Action}}").stdout
+    rows = (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)
+    return [[round(int(ns) / 1e9 - since, 2), action[:60], cname] for ns, cname, action in rows]
+
+
 def running_images(name):
     out = sh(name, "docker", "ps", "--format", "{{.Names}} {{.Image}}").stdout
     return dict(line.split(" ", 1) for line in out.splitlines())
@@ -107,16 +115,19 @@ class Probe(threading.Thread):
     def __init__(self, name, hostname, path):
         super().__init__(daemon=True)
         self.addr, self.ctx, self.hostname, self.path = address(name), tls(name), hostname, path
-        self.samples, self.stop = [], threading.Event()
+        self.samples, self.errors, self.stop = [], [], threading.Event()
 
     def run(self):
         while not self.stop.is_set():
             t = time.time()
             try:
-                ok = request(self.addr, self.ctx, self.hostname, self.path, timeout=10)[0] == 200
-            except (OSError, ValueError, IndexError):  # refused, reset, timed out, or closed without an answer
-                ok = False
+                status = request(self.addr, self.ctx, self.hostname, self.path, timeout=10)[0]
+                ok, why = status == 200, f"HTTP {status}"
+            except (OSError, ValueError, IndexError) as exc:  # refused, reset, timed out, or closed without an answer
+                ok, why = False, type(exc).__name__
             self.samples.append((t, ok))
+            if not ok:
+                self.errors.append((t, why))
             self.stop.wait(max(0.0, 0.1 - (time.time() - t)))
 
     @property
@@ -178,6 +189,9 @@ def upgrade(seeded):
             "web_requests": len(probes[name]["web"].samples), "web_failed": probes[name]["web"].failed,
             "api_requests": len(probes[name]["api"].samples), "api_failed": probes[name]["api"].failed,
             "api_gap_seconds": probes[name]["api"].longest_gap, "report": report.get(name, {}),
+            # When and how each web request failed, beside what Docker did on the host meanwhile (the cause).
+            "web_failures": [[round(t - started, 2), why] for t, why in probes[name]["web"].errors[:20]],
+            "docker_events": events(name, started, started + wall) if probes[name]["web"].errors else [],
             # Both probes polled until the end of the playbook (a probe that died would hide failures).
             "probes_covered_run": all(p.samples and p.samples[-1][0] >= started + wall - 5
                                       for p in probes[name].values()),
