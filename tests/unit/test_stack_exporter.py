@@ -12,12 +12,13 @@ exporter = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(exporter)
 
 
-def container(ident, name, running=True, health=None, ip="172.20.0.5", stack="owlat", memory=0, restarts=0):
+def container(ident, name, running=True, health=None, ip="172.20.0.5", stack="owlat", memory=0, restarts=0,
+              labels=None):
     state = {"Running": running}
     if health:
         state["Health"] = {"Status": health}
     return {
-        "Id": ident, "Names": ["/" + name], "State": state, "RestartCount": restarts,
+        "Id": ident, "Names": ["/" + name], "Labels": labels or {}, "State": state, "RestartCount": restarts,
         "HostConfig": {"Memory": memory},
         "NetworkSettings": {"Networks": {stack + "-net": {"IPAddress": ip if running else ""}}},
     }
@@ -32,7 +33,7 @@ class FakeDocker:
     def containers(self):
         if self.fail:
             raise exporter.DockerError("docker socket /var/run/docker.sock: connection refused")
-        return [{"Id": c["Id"], "Names": c["Names"]} for c in self.items.values()]
+        return [{"Id": c["Id"], "Names": c["Names"], "Labels": c["Labels"]} for c in self.items.values()]
 
     def inspect(self, ident):
         return self.items[ident]
@@ -51,12 +52,24 @@ def dirs(tmp_path):
 def args_for(dirs, *extra):
     return exporter.parse_args([
         "--facts-dir", str(dirs / "facts"), "--textfile-dir", str(dirs / "textfile"),
-        "--targets-dir", str(dirs / "targets"), "--ignore", "convex-deploy", *extra])
+        "--targets-dir", str(dirs / "targets"), *extra])
 
 
-def record(dirs, stack, release="0.4.4"):
+# The description the stack role writes into the deploy record (roles/stack/vars/main.yml owlat_stack_services).
+SERVICES = [{"name": "convex", "spec": {"image": "convex_backend", "required": True}},
+            {"name": "web", "spec": {"image": "web", "required": True}},
+            {"name": "mta", "spec": {"image": "mta", "required": True}},
+            {"name": "redis", "spec": {"image": "redis", "required": True}},
+            {"name": "convex-deploy", "spec": {"image": "convex_deploy", "job": True}}]
+
+
+def record(dirs, stack, release="0.4.4", services=SERVICES):
     (dirs / "facts" / ("owlat_%s.fact" % stack)).write_text(json.dumps(
-        {"stack": stack, "release": release, "functions_release": release, "images": {}}))
+        {"stack": stack, "release": release, "functions_release": release, "images": {}, "services": services}))
+
+
+def labelled(stack, service):
+    return {"owlat.stack": stack, "owlat.service": service}
 
 
 def test_release_and_containers_of_a_stack(dirs):
@@ -138,3 +151,34 @@ def test_label_values_are_escaped():
 def test_bad_stack_name_refused():
     with pytest.raises(SystemExit):
         exporter.parse_args(["--stack", "Bad Name"])
+
+
+def test_labels_are_the_identity(dirs):
+    """A labelled container is its label's stack's, whatever its name: acme never claims acme-eu's containers,
+    even when acme-eu is not watched here."""
+    record(dirs, "acme")
+    docker = FakeDocker([
+        container("a", "acme-eu-web", stack="acme-eu", labels=labelled("acme-eu", "web")),
+        container("b", "acme-web", stack="acme", labels=labelled("acme", "web")),
+        container("c", "frontend", stack="acme", labels=labelled("acme", "redis")),  # renamed by hand: still redis
+    ])
+    exporter.run_once(args_for(dirs), docker, now=1.0)
+    targets = json.loads((dirs / "targets" / "acme.json").read_text())
+    assert [t["labels"]["service"] for t in targets] == ["redis", "web"]
+    assert not (dirs / "targets" / "acme-eu.json").exists()
+
+
+def test_unlabelled_containers_only_under_described_names_and_jobs_skipped(dirs):
+    """Containers of an older deploy (no labels) count under the names of the record's description only; the
+    description's one-shot job is skipped without an --ignore list."""
+    record(dirs, "acme")
+    docker = FakeDocker([
+        container("w", "acme-web", stack="acme"),
+        container("e", "acme-eu-web", stack="acme-eu"),  # not a described service of acme
+        container("d", "acme-convex-deploy", stack="acme", running=False),
+        container("j", "acme-convex-deploy-2", stack="acme", labels=labelled("acme", "convex-deploy")),
+    ])
+    exporter.run_once(args_for(dirs), docker, now=1.0)
+    text = (dirs / "textfile" / "owlat_stack_acme.prom").read_text()
+    assert 'owlat_container_running{stack="acme",service="web"} 1' in text
+    assert "eu-web" not in text and "convex-deploy" not in text

@@ -101,7 +101,9 @@ def events(name, since, until):
     out = sh(name, "docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=container",
              "--format", "{{.TimeNano}}|{{.Actor.Attributes.name}}|{{.Action}}").stdout
     rows = (line.split("|", 2) for line in out.splitlines() if line.count("|") >= 2)
-    return [[round(int(ns) / 1e9 - since, 2), action[:60], cname] for ns, cname, action in rows]
+    # Health-check execs every few seconds are noise here: lifecycle and health changes only.
+    return [[round(int(ns) / 1e9 - since, 2), action[:60], cname] for ns, cname, action in rows
+            if not action.startswith("exec_")]
 
 
 def running_images(name):

@@ -14,8 +14,9 @@ access to the Docker socket. Every ``--interval`` seconds, for each stack (a dep
 * ``<targets dir>/<stack>.json``: one file_sd target per running container (its address on the
   ``<stack>-net`` network, labels ``stack`` and ``service``), for the scrape and probe jobs.
 
-Containers of a stack are the ones named ``<stack>-<service>``; a stopped one stays listed (running 0) until
-it is removed. Standard library only; Python 3.8+.
+Containers of a stack are the ones labelled ``owlat.stack=<stack>`` (service: ``owlat.service``); unlabelled
+ones (deployed before the labels) only under the names the deploy record's description lists. One-shot jobs of
+the description are skipped. A stopped container stays listed (running 0) until it is removed. Standard library only; Python 3.8+.
 """
 
 from __future__ import annotations
@@ -111,22 +112,47 @@ def working_set(stats):
     return max(int(usage) - int(inactive), 0)
 
 
-def collect(docker, stacks, ignore=()):
-    """{stack: [service dict]} for every container named <stack>-<service>; ignored services skipped."""
-    found = {stack: [] for stack in stacks}
-    # Longest stack name first: "acme-eu-web" belongs to "acme-eu", not to "acme".
-    by_length = sorted(stacks, key=len, reverse=True)
-    for summary in docker.containers():
-        names = [n.lstrip("/") for n in summary.get("Names") or []]
-        for name in names:
-            stack = next((s for s in by_length if name.startswith(s + "-")), None)
-            if stack is None:
+def described_services(record):
+    """{service: spec} of a deploy record's description of its stack (records before it have none: None)."""
+    services = (record or {}).get("services")
+    if not isinstance(services, list):
+        return None
+    return {str(s.get("name")): s.get("spec") or {} for s in services if isinstance(s, dict) and s.get("name")}
+
+
+def owner(summary, names, stacks, described):
+    """(stack, service) a container belongs to, or None. Identity is the owlat.stack / owlat.service label; a
+    container without it (deployed before the labels) is known only under its stack's described names, or,
+    for a stack without a description, as <stack>-<service> with the longest stack name winning."""
+    labels = summary.get("Labels") or {}
+    if "owlat.stack" in labels:
+        stack = labels["owlat.stack"]
+        service = labels.get("owlat.service") or ""
+        return (stack, service) if stack in stacks and service else None
+    for name in names:
+        for stack in sorted(stacks, key=len, reverse=True):
+            if not name.startswith(stack + "-"):
                 continue
             service = name[len(stack) + 1:]
-            if service in ignore:
-                break
-            found[stack].append(describe(docker, stack, service, summary))
-            break
+            if described.get(stack) is None or service in described[stack]:
+                return stack, service
+    return None
+
+
+def collect(docker, stacks, ignore=(), described=None):
+    """{stack: [service dict]} for every container of the stacks; one-shot jobs of the description (and the
+    ignored services) skipped."""
+    described = described or {}
+    found = {stack: [] for stack in stacks}
+    for summary in docker.containers():
+        names = [n.lstrip("/") for n in summary.get("Names") or []]
+        mine = owner(summary, names, stacks, described)
+        if mine is None:
+            continue
+        stack, service = mine
+        if service in ignore or ((described.get(stack) or {}).get(service) or {}).get("job"):
+            continue
+        found[stack].append(describe(docker, stack, service, summary))
     for services in found.values():
         services.sort(key=lambda s: s["service"])
     return found
@@ -225,7 +251,8 @@ def run_once(args, docker, now=None):
     stacks = sorted(set(records) | set(args.stack))
     docker_up = 1
     try:
-        found = collect(docker, stacks, tuple(args.ignore))
+        found = collect(docker, stacks, tuple(args.ignore),
+                        {stack: described_services(records.get(stack)) for stack in stacks})
     except DockerError as exc:
         print("owlat-stack-exporter: %s" % exc, file=sys.stderr)
         docker_up, found = 0, None
