@@ -118,24 +118,27 @@ class DockerAPI:
         return self.get("/info")
 
     def stack_containers(self, stack, services=None):
-        """Inspect data of every container of ``stack``, by name without the leading slash.
-
-        Identity is the ``owlat.stack`` label; a container without it (made before the roles labelled them) belongs
-        to the stack only under the exact name ``<stack>-<key>`` of a container the stack's description names
-        (``services``), never by prefix: stack ``acme`` does not own ``acme-eu-web``."""
-        legacy = set(stack + "-" + key for key in (services or RECORDLESS_SERVICES))
+        """Inspect data of every container of ``stack`` (see stack_member), by name without the leading slash."""
         found = {}
         for filters in ({"label": ["%s=%s" % (STACK_LABEL, stack)]}, {"name": ["^/%s-" % re.escape(stack)]}):
             for item in self.get("/containers/json?all=1&filters=" + quote(json.dumps(filters))):
-                labels = item.get("Labels") or {}
-                names = [n.lstrip("/") for n in item.get("Names") or []]
-                if STACK_LABEL in labels:
-                    name = names[0] if labels[STACK_LABEL] == stack and names else None
-                else:
-                    name = next((n for n in names if n in legacy), None)
+                name = stack_member(item, stack, services)
                 if name is not None:
                     found[name] = item["Id"]
         return dict((name, self.get("/containers/%s/json" % quote(cid))) for name, cid in sorted(found.items()))
+
+
+def stack_member(item, stack, services=None):
+    """The name under which a container (an entry of the Engine API's container list: Names, Labels) belongs to
+    ``stack``, or None: by its ``owlat.stack`` label; without the label (made before the roles labelled them) only
+    under the exact name ``<stack>-<key>`` of a container the stack's description names (``services``), never by
+    prefix: stack ``acme`` does not own ``acme-eu-web``."""
+    labels = item.get("Labels") or {}
+    names = [n.lstrip("/") for n in item.get("Names") or []]
+    if STACK_LABEL in labels:
+        return names[0] if labels[STACK_LABEL] == stack and names else None
+    legacy = set(stack + "-" + key for key in (services or RECORDLESS_SERVICES))
+    return next((n for n in names if n in legacy), None)
 
 
 # ------------------------------------------------------------------------------------ services
