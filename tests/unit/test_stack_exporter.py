@@ -182,3 +182,19 @@ def test_unlabelled_containers_only_under_described_names_and_jobs_skipped(dirs)
     text = (dirs / "textfile" / "owlat_stack_acme.prom").read_text()
     assert 'owlat_container_running{stack="acme",service="web"} 1' in text
     assert "eu-web" not in text and "convex-deploy" not in text
+
+
+def test_the_exporter_applies_the_collections_ownership_rule():
+    """The exporter runs alone on the host (standard library only), so it carries its own copy of the rule and of
+    the pre-description service list: both must stay those of the collection (module_utils/_status.py)."""
+    from ansible_collections.owlat.selfhost.plugins.module_utils import _status
+
+    assert {k: bool(v.get("job")) for k, v in exporter.RECORDLESS_SERVICES.items()} == {
+        k: bool(v.get("job")) for k, v in _status.RECORDLESS_SERVICES.items()}
+    cases = [("acme-web", None), ("acme-eu-web", None), ("acme-worker", None), ("acme-web", labelled("acme", "web")),
+             ("frontend", labelled("acme", "redis")), ("acme-web", labelled("acme-eu", "web"))]
+    for described in (None, ["web", "worker"]):
+        for name, labels in cases:
+            summary = {"Names": ["/" + name], "Labels": labels or {}}
+            mine = exporter.owner(summary, ["acme"], {"acme": dict.fromkeys(described or exporter.RECORDLESS_SERVICES)})
+            assert (mine is not None) == (_status.stack_member(summary, "acme", described) is not None), (name, labels)

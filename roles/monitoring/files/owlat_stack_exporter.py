@@ -16,7 +16,8 @@ access to the Docker socket. Every ``--interval`` seconds, for each stack (a dep
 
 Containers of a stack are the ones labelled ``owlat.stack=<stack>`` (service: ``owlat.service``); unlabelled
 ones (deployed before the labels) only under the names the deploy record's description lists. One-shot jobs of
-the description are skipped. A stopped container stays listed (running 0) until it is removed. Standard library only; Python 3.8+.
+the description are skipped. A stopped container stays listed (running 0) until it is removed. Standard library
+only; Python 3.8+.
 """
 
 from __future__ import annotations
@@ -112,45 +113,46 @@ def working_set(stats):
     return max(int(usage) - int(inactive), 0)
 
 
+# The container keys of records written before they described their stack (the same list as
+# plugins/module_utils/_status.py RECORDLESS_SERVICES; a unit test keeps the two equal).
+RECORDLESS_SERVICES = {"convex": {}, "web": {}, "mta": {}, "redis": {}, "caddy": {}, "clamav": {},
+                       "convex-dashboard": {}, "convex-deploy": {"job": True}, "web-next": {}}
+
+
 def described_services(record):
-    """{service: spec} of a deploy record's description of its stack (records before it have none: None)."""
+    """{service: spec} of a deploy record's description of its stack; records before it: RECORDLESS_SERVICES."""
     services = (record or {}).get("services")
-    if not isinstance(services, list):
-        return None
-    return {str(s.get("name")): s.get("spec") or {} for s in services if isinstance(s, dict) and s.get("name")}
+    if isinstance(services, list) and services:
+        return {str(s["name"]): s.get("spec") or {} for s in services if isinstance(s, dict) and s.get("name")}
+    return RECORDLESS_SERVICES
 
 
-def owner(summary, names, stacks, described):
-    """(stack, service) a container belongs to, or None. Identity is the owlat.stack / owlat.service label; a
-    container without it (deployed before the labels) is known only under its stack's described names, or,
-    for a stack without a description, as <stack>-<service> with the longest stack name winning."""
+def owner(summary, stacks, described):
+    """(stack, service) a container belongs to, or None: by its owlat.stack / owlat.service labels; without them
+    (deployed before the labels) only under the exact name <stack>-<key> of a service its stack's description
+    names, never by prefix (the rule of the collection's _status.stack_member)."""
     labels = summary.get("Labels") or {}
     if "owlat.stack" in labels:
-        stack = labels["owlat.stack"]
-        service = labels.get("owlat.service") or ""
+        stack, service = labels["owlat.stack"], labels.get("owlat.service") or ""
         return (stack, service) if stack in stacks and service else None
-    for name in names:
-        for stack in sorted(stacks, key=len, reverse=True):
-            if not name.startswith(stack + "-"):
-                continue
-            service = name[len(stack) + 1:]
-            if described.get(stack) is None or service in described[stack]:
-                return stack, service
+    for name in (n.lstrip("/") for n in summary.get("Names") or []):
+        for stack in stacks:
+            if name.startswith(stack + "-") and name[len(stack) + 1:] in described[stack]:
+                return stack, name[len(stack) + 1:]
     return None
 
 
 def collect(docker, stacks, ignore=(), described=None):
     """{stack: [service dict]} for every container of the stacks; one-shot jobs of the description (and the
     ignored services) skipped."""
-    described = described or {}
+    described = {stack: (described or {}).get(stack) or RECORDLESS_SERVICES for stack in stacks}
     found = {stack: [] for stack in stacks}
     for summary in docker.containers():
-        names = [n.lstrip("/") for n in summary.get("Names") or []]
-        mine = owner(summary, names, stacks, described)
+        mine = owner(summary, stacks, described)
         if mine is None:
             continue
         stack, service = mine
-        if service in ignore or ((described.get(stack) or {}).get(service) or {}).get("job"):
+        if service in ignore or (described[stack].get(service) or {}).get("job"):
             continue
         found[stack].append(describe(docker, stack, service, summary))
     for services in found.values():
