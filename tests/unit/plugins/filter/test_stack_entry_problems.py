@@ -1,0 +1,54 @@
+from ansible_collections.owlat.selfhost.plugins.filter.stack_entry_problems import stack_entry_problems
+
+
+def entry(name, address="", **more):
+    return dict({"owlat_stack_name": name, "owlat_app_mta_smtp_address": address}, **more)
+
+
+def test_three_stacks_on_their_own_addresses_are_fine():
+    stacks = [entry("north", "10.0.0.1"), entry("south", "10.0.0.2"), entry("east", "10.0.0.3", owlat_stack_present=True)]
+    assert stack_entry_problems(stacks, "h1") == []
+
+
+def test_not_a_list_or_empty_or_not_dicts():
+    assert "must be a list" in stack_entry_problems({"owlat_stack_name": "a1"}, "h1")[0]
+    assert "is empty" in stack_entry_problems([], "h1")[0]
+    assert stack_entry_problems(["north"], "h1") == ["host h1: owlat_stacks[0] must be a dict of the stack's settings (got a str)."]
+
+
+def test_names_required_valid_and_unique():
+    problems = stack_entry_problems([entry("north", "10.0.0.1"), entry("North!", "10.0.0.2"), {"owlat_app_mta_smtp_address": "10.0.0.3"},
+                                     entry("north", "10.0.0.4")], "h1")
+    assert len(problems) == 3
+    assert "owlat_stacks[1]: owlat_stack_name is required" in problems[0] and "'North!'" in problems[0]
+    assert "owlat_stacks[2]: owlat_stack_name is required" in problems[1] and "None" in problems[1]
+    assert problems[2].startswith("host h1, stack north: owlat_stacks[3]: the name is also used by owlat_stacks[0]")
+
+
+def test_host_wide_and_unsupported_settings_are_named_without_their_values():
+    stacks = [entry("north", "10.0.0.1", owlat_proxy_https_port=8443, owlat_docker_registries=[{"password": "s3cret"}],
+                    owlat_backup_password="hunter2", other="x")]
+    problems = stack_entry_problems(stacks, "h1")
+    assert len(problems) == 4
+    assert "owlat_proxy_https_port is a setting of the whole host" in problems[0]
+    assert "owlat_docker_registries is a setting of the whole host" in problems[1]
+    assert "owlat_backup_password is not supported on a host with several stacks" in problems[2]
+    assert "'other' is not an Owlat setting" in problems[3]
+    assert not any("s3cret" in p or "hunter2" in p for p in problems)
+
+
+def test_present_is_a_boolean():
+    problems = stack_entry_problems([entry("north", owlat_stack_present="false")], "h1")
+    assert problems == ["host h1, stack north: owlat_stacks[0]: owlat_stack_present is true or false (got 'false'); false "
+                        "removes the stack's containers and keeps its volumes and secrets."]
+
+
+def test_same_smtp_address_and_port_refused_and_every_address_collides_with_all():
+    same = stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1")
+    assert len(same) == 1 and "stack south" in same[0] and "10.0.0.1:25" in same[0] and "stack north" in same[0]
+    every = stack_entry_problems([entry("north", "10.0.0.1"), entry("south")], "h1")
+    assert len(every) == 1 and "every address:25" in every[0]
+    # Another port, or a removed stack, is no collision; the host's port applies to entries without their own.
+    assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_app_mta_smtp_port=2525)], "h1") == []
+    assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_stack_present=False)], "h1") == []
+    assert "10.0.0.1:2525" in stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1", 2525)[0]
