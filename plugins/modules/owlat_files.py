@@ -193,7 +193,7 @@ class Files:
         if self.check:
             return
         if not exists:
-            os.makedirs(path, mode)
+            os.makedirs(path, mode, exist_ok=True)  # stacks of one host write the shared proxy directory side by side
         os.chown(path, *ids)
         os.chmod(path, mode)
 
