@@ -18,7 +18,7 @@ export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
-SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring
+SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring stacks
 # Also run on the oldest supported leg (ansible-core 2.17, community.docker 4.8).
 OLDEST_SCENARIOS ?= stack upgrade
 # Deprecation watch: every ansible run records the deprecations the collection's own content triggers
@@ -103,7 +103,7 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 # about a third of the 2 cores busy (59 min wall, 37 min CPU). Lane A: the longest main-line scenarios; lane B:
 # the others, the runner test and the oldest leg's (their log: tests/matrix/results/lane-b.log).
 LANE_A ?= stack upgrade backup_restore docker
-LANE_B ?= fleet monitoring
+LANE_B ?= fleet monitoring stacks
 lanes: deps venvs link
 	$(PY) lab/lab.py registry
 	@{ rc=0; for s in $(LANE_B); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; \

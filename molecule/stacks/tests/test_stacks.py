@@ -1,0 +1,188 @@
+"""Several stacks on one host: each answers on its own hostnames through the host's one Caddy and on port 25 of
+its own address; adding, changing or removing one leaves the others' containers as they were; bad lists of
+stacks are refused before anything changes anywhere. A one-stack host beside them keeps its own Caddy."""
+
+import json
+import pathlib
+import re
+import ssl
+import subprocess
+import sys
+import time
+
+import pytest
+import testinfra
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from converge_run import recap, run_converge  # noqa: E402
+from lab_http import https_get, smtp_banner  # noqa: E402
+
+MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
+ADDRESS = {"north": "172.29.0.201", "south": "172.29.0.202", "east": "172.29.0.203", "west": "172.29.0.204"}
+SERVICES = ("convex", "web", "mta", "redis")
+HOST_CA = "/var/lib/docker/volumes/owlat-proxy-data/_data/caddy/pki/authorities/local/root.crt"
+SOLO_CA = "/var/lib/docker/volumes/solo-caddy-data/_data/caddy/pki/authorities/local/root.crt"
+
+
+@pytest.fixture(scope="module")
+def multi():
+    return testinfra.get_host(f"docker://{MULTI}")
+
+
+@pytest.fixture(scope="module")
+def solo():
+    return testinfra.get_host(f"docker://{SOLO}")
+
+
+def lab_address(name):
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True
+    ).strip()
+
+
+def tls_of(host, ca):
+    return ssl.create_default_context(cadata=host.file(ca).content_string)
+
+
+def started(host):
+    """Container name -> StartedAt, for every container of the host."""
+    names = host.check_output("docker ps -aq").split()
+    rows = json.loads(host.check_output("docker inspect " + " ".join(names))) if names else []
+    return {row["Name"].lstrip("/"): row["State"]["StartedAt"] for row in rows}
+
+
+def stack_containers(host, stack):
+    out = host.check_output("docker ps -a --filter label=owlat.stack=%s --format '{{.Names}}'" % stack)
+    return set(out.split())
+
+
+def converge(*stacks, changes=None, extra=()):
+    """The scenario's converge with these stacks on owlat-mol-stacks1 (and changes per stack)."""
+    variables = {"lab_stacks": list(stacks), "lab_stack_changes": changes or {}}
+    return run_converge("-e", json.dumps(variables), *extra)
+
+
+def assert_stack_answers(host, stack):
+    tls = tls_of(host, HOST_CA)
+    status, body = https_get(lab_address(MULTI), tls, f"app.{stack}.owlat.test", "/api/instance-info")
+    assert status == 200, (stack, body)
+    assert json.loads(body)["siteUrl"] == f"https://app.{stack}.owlat.test"
+    status, _ = https_get(lab_address(MULTI), tls, f"api.{stack}.owlat.test", "/version")
+    assert status == 200, stack
+    status, body = https_get(lab_address(MULTI), tls, f"actions.{stack}.owlat.test", "/api/v1/health")
+    assert status == 200 and json.loads(body)["status"] == "ok", (stack, body)
+
+
+@pytest.mark.parametrize("stack", ["north", "south", "east"])
+def test_each_stack_answers_over_https_through_the_hosts_caddy(multi, stack):
+    assert_stack_answers(multi, stack)
+
+
+@pytest.mark.parametrize("stack", ["north", "south", "east"])
+def test_each_stack_answers_smtp_on_its_own_address(stack):
+    assert smtp_banner(ADDRESS[stack]).startswith(f"220 mail.{stack}.owlat.test ")
+
+
+def test_the_one_stack_host_keeps_its_own_caddy_and_smtp_on_every_address(solo):
+    address = lab_address(SOLO)
+    status, body = https_get(address, tls_of(solo, SOLO_CA), f"app.{SOLO}.owlat.test", "/api/instance-info")
+    assert status == 200 and json.loads(body)["siteUrl"] == f"https://app.{SOLO}.owlat.test"
+    assert smtp_banner(address).startswith(f"220 mail.{SOLO}.owlat.test ")
+    assert "owlat-proxy" not in started(solo)
+
+
+def test_only_the_hosts_caddy_and_each_mta_are_published(multi):
+    published = set()
+    for line in multi.check_output("docker ps --format '{{.Names}} {{.Ports}}'").splitlines():
+        name, _, ports = line.partition(" ")
+        for bind, port in re.findall(r"([0-9.:\[\]]+):(\d+)->", ports):
+            published.add((name, bind, port))
+    assert {(n, p) for n, _, p in published} == {("owlat-proxy", "80"), ("owlat-proxy", "443"),
+                                                 ("north-mta", "25"), ("south-mta", "25"), ("east-mta", "25")}
+    assert {(n, b) for n, b, p in published if p == "25"} == {(f"{s}-mta", ADDRESS[s]) for s in ("north", "south", "east")}
+
+
+def test_containers_and_networks_carry_their_stacks_label(multi):
+    for stack in ("north", "south", "east"):
+        assert stack_containers(multi, stack) >= {f"{stack}-{s}" for s in SERVICES}
+        assert multi.check_output("docker network inspect -f '{{index .Labels \"owlat.stack\"}}' %s-net" % stack) == stack
+    assert "owlat-proxy" in multi.check_output("docker ps --filter label=owlat.proxy=host --format '{{.Names}}'")
+
+
+def test_adding_a_fourth_stack_leaves_the_others_untouched(multi, solo):
+    before, solo_before = started(multi), started(solo)
+    rc, out = converge("north", "south", "east", "west")
+    assert rc == 0, out[-3000:]
+    assert_stack_answers(multi, "west")
+    assert smtp_banner(ADDRESS["west"]).startswith("220 mail.west.owlat.test ")
+    after = started(multi)
+    untouched = {n: t for n, t in before.items() if n != "owlat-proxy"}
+    assert {n: after.get(n) for n in untouched} == untouched
+    assert started(solo) == solo_before
+    # The summary has a row per stack.
+    for stack in ("north", "south", "east", "west"):
+        assert re.search(rf"^{stack}@{MULTI}\s+{stack}\s+0\.4\.4\s+https://app\.{stack}\.owlat\.test\s+convex", out, re.M), stack
+
+
+def test_changing_one_stack_recreates_only_what_changed(multi):
+    before = started(multi)
+    rc, out = converge("north", "south", "east", "west", changes={"south": {"owlat_app_web_extra_env": {"LAB_MARK": "1"}}})
+    assert rc == 0, out[-3000:]
+    after = started(multi)
+    assert after["south-web"] != before["south-web"]
+    assert {n: t for n, t in after.items() if n != "south-web"} == {n: t for n, t in before.items() if n != "south-web"}
+    assert "LAB_MARK=1" in multi.check_output("docker inspect -f '{{json .Config.Env}}' south-web")
+    assert_stack_answers(multi, "south")
+
+
+REMOVED = {"south": {"owlat_app_web_extra_env": {"LAB_MARK": "1"}}, "east": {"owlat_stack_present": False}}
+
+
+def test_removing_one_stack_keeps_its_data_and_leaves_the_others_untouched(multi):
+    before = started(multi)
+    secrets = multi.file("/etc/owlat/east/secrets.env").sha256sum
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0, out[-3000:]
+    assert stack_containers(multi, "east") == set()
+    assert multi.run("docker network inspect east-net").rc != 0
+    assert not multi.file("/etc/owlat/_proxy/sites/east.caddy").exists
+    assert "east-convex-data" in multi.check_output("docker volume ls --format '{{.Name}}'")
+    assert multi.file("/etc/owlat/east/secrets.env").sha256sum == secrets
+    after = started(multi)
+    kept = {n: t for n, t in before.items() if not n.startswith("east-")}
+    assert {n: after.get(n) for n in kept} == kept
+    assert re.search(rf"^east@{MULTI}\s+east\s+.*removed \(volumes and secrets kept\)", out, re.M)
+    for stack in ("north", "south", "west"):
+        assert_stack_answers(multi, stack)
+
+
+def test_a_second_run_changes_nothing(multi):
+    before = started(multi)
+    t0 = time.monotonic()
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0, out[-3000:]
+    stats = recap(out)
+    assert stats and all(s["changed"] == 0 for s in stats.values()), stats
+    assert started(multi) == before
+    print(f"no-op of 3 present stacks + 1 removed + 1 one-stack host: {time.monotonic() - t0:.1f} s")
+    print("\n".join(line for line in out.splitlines() if re.match(r"^\S+\s+runs=\d+", line)))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"west": {"owlat_app_mta_smtp_address": ADDRESS["north"]}},
+     r"stack west: owlat_stacks\[3\]: its MTA would listen on 172\.29\.0\.201:25, as host owlat-mol-stacks1, stack north"),
+    ({"west": {"owlat_stack_app_hostname": f"app.{SOLO}.owlat.test"}},
+     rf"hostname app\.{SOLO}\.owlat\.test is claimed by stack solo on {SOLO} and stack west on {MULTI}"),
+    ({"west": {"owlat_app_mta_smtp_address": "172.29.0.250", "owlat_stack_sending_addresses": ["172.29.0.250"]}},
+     rf"app of stack west on {MULTI}: owlat_app_mta_smtp_address 172\.29\.0\.250 is not an address of the host"),
+    ({"north": {"owlat_proxy_https_port": 8443}},
+     r"stack north: owlat_stacks\[0\]: owlat_proxy_https_port is a setting of the whole host"),
+], ids=["same-smtp-address", "hostname-claimed-on-another-host", "address-not-on-host", "host-setting-in-entry"])
+def test_a_bad_list_of_stacks_is_refused_with_no_change_anywhere(multi, solo, changes, message):
+    before, solo_before = started(multi), started(solo)
+    rc, out = converge("north", "south", "east", "west", changes={**REMOVED, **changes})
+    assert rc != 0
+    assert re.search(message, re.sub(r"\s+", " ", out)), out[-3000:]
+    stats = recap(out)
+    assert all(s["changed"] == 0 for s in stats.values()), stats
+    assert started(multi) == before and started(solo) == solo_before
