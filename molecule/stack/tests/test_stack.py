@@ -15,6 +15,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 from converge_run import run_converge  # noqa: E402
+from lab_http import https_get  # noqa: E402
 
 STACK = "owlat"
 CONF = f"/etc/owlat/{STACK}"
@@ -57,27 +58,6 @@ def secrets_on_host(host):
 
 def admin_key(host):
     return host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
-
-
-def https_get(address, ctx, hostname, path):
-    with socket.create_connection((address, 443), timeout=10) as raw:
-        with ctx.wrap_socket(raw, server_hostname=hostname) as s:
-            s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
-            data = b""
-            while chunk := s.recv(65536):
-                data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split()[1])
-    if b"transfer-encoding: chunked" in head.lower():
-        decoded, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                break
-            decoded, rest = decoded + rest[:size], rest[size + 2:]
-        body = decoded
-    return status, body.decode()
 
 
 def test_web_app_over_https(address, tls, names):
