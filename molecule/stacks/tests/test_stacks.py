@@ -121,7 +121,7 @@ def test_adding_a_fourth_stack_leaves_the_others_untouched(multi, solo):
     assert started(solo) == solo_before
     # The summary has a row per stack.
     for stack in ("north", "south", "east", "west"):
-        assert re.search(rf"^{stack}@{MULTI}\s+{stack}\s+0\.4\.4\s+https://app\.{stack}\.owlat\.test\s+convex", out, re.M), stack
+        assert re.search(rf"^\s*{stack}@{MULTI}\s+{stack}\s+0\.4\.4\s+https://app\.{stack}\.owlat\.test\s+convex", out, re.M), stack
 
 
 def test_changing_one_stack_recreates_only_what_changed(multi):
@@ -151,7 +151,7 @@ def test_removing_one_stack_keeps_its_data_and_leaves_the_others_untouched(multi
     after = started(multi)
     kept = {n: t for n, t in before.items() if not n.startswith("east-")}
     assert {n: after.get(n) for n in kept} == kept
-    assert re.search(rf"^east@{MULTI}\s+east\s+.*removed \(volumes and secrets kept\)", out, re.M)
+    assert re.search(rf"^\s*east@{MULTI}\s+east\s+.*removed \(volumes and secrets kept\)", out, re.M)
     for stack in ("north", "south", "west"):
         assert_stack_answers(multi, stack)
 
