@@ -96,7 +96,7 @@ def convex_state(spec, containers):
 
 def read_stack(api, stack, network, files, convex=None, services=None):
     """Containers and network (when the engine answers), the files asked for, and the Convex deployment."""
-    out = dict(engine=True, network_exists=False, containers={})
+    out = dict(engine=True, network_exists=False, volumes=[], containers={})
     try:
         out.update(probe_stack(api, stack, network, services))
     except DockerError as exc:

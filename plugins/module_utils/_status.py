@@ -641,9 +641,17 @@ def container_facts(inspect, network, image_ids):
     )
 
 
+def stack_volumes(api, stack):
+    """Names of the volumes named ``<stack>-...``: the roles create (labelled) a named volume of a container
+    definition only when its exact name is not among them. Existence only, so a name is enough here."""
+    listed = api.get("/volumes?filters=%s" % quote(json.dumps({"name": [stack + "-"]}))).get("Volumes") or []
+    return sorted(v["Name"] for v in listed if v.get("Name", "").startswith(stack + "-"))
+
+
 def probe_stack(api, stack, network, services=None):
-    """One pass over a stack: does its network exist, and the state of each of its containers (``services``: the
-    keys of the stack's description, for containers made before the label; see ``DockerAPI.stack_containers``)."""
+    """One pass over a stack: does its network exist, its volumes, and the state of each of its containers
+    (``services``: the keys of the stack's description, for containers made before the label; see
+    ``DockerAPI.stack_containers``)."""
     try:
         api.get("/networks/%s" % quote(network))
         network_exists = True
@@ -665,4 +673,4 @@ def probe_stack(api, stack, network, services=None):
     out = {}
     for name, inspect in containers.items():
         out[name[len(stack) + 1:]] = container_facts(inspect, network, image_ids)
-    return dict(network_exists=network_exists, containers=out)
+    return dict(network_exists=network_exists, volumes=stack_volumes(api, stack), containers=out)

@@ -80,6 +80,11 @@ network_exists:
   description: Whether the stack's network exists.
   returned: always
   type: bool
+volumes:
+  description: Names of the volumes named C(<stack>-...) (the roles create a missing one, labelled C(owlat.stack)).
+  returned: always
+  type: list
+  elements: str
 containers:
   description: One entry per container of the stack, by service name (the container name without C(<stack>-)).
   returned: always
@@ -153,7 +158,7 @@ def main():
     try:
         result = probe_stack(api, stack, module.params["network"] or stack + "-net")
     except DockerError as exc:
-        module.exit_json(changed=False, engine=False, engine_error=str(exc), network_exists=False, containers={})
+        module.exit_json(changed=False, engine=False, engine_error=str(exc), network_exists=False, volumes=[], containers={})
     module.exit_json(changed=False, engine=True, **result)
 
 

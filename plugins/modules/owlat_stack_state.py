@@ -173,6 +173,11 @@ network_exists:
   description: Whether the stack's network exists.
   returned: success
   type: bool
+volumes:
+  description: Names of the volumes named C(<stack>-...) (the roles create a missing one, labelled C(owlat.stack)).
+  returned: success
+  type: list
+  elements: str
 containers:
   description: One entry per container of the stack by service name, as RV(owlat.selfhost.owlat_containers#module:containers).
   returned: success

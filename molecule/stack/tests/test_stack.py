@@ -299,6 +299,9 @@ def test_every_container_carries_its_stack_and_service_label(host):
     labelled = dict(row.split(" ", 1) for row in rows)
     assert set(labelled) >= {f"{STACK}-{key}" for key in ("convex", "redis", "web", "mta", "clamav", "caddy")}, rows
     assert all(name == f"{STACK}-{service}" for name, service in labelled.items()), rows
+    # The volumes too: created labelled before their containers (a fresh host here).
+    volumes = host.check_output("docker volume ls -q --filter label=owlat.stack=%s" % STACK).split()
+    assert set(volumes) >= {f"{STACK}-{v}" for v in ("convex-data", "redis-data", "caddy-data", "caddy-config")}, volumes
 
 
 EICAR_SCAN = r"""

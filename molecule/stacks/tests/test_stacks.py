@@ -102,10 +102,12 @@ def test_only_the_hosts_caddy_and_each_mta_are_published(multi):
     assert {(n, b) for n, b, p in published if p == "25"} == {(f"{s}-mta", ADDRESS[s]) for s in ("north", "south", "east")}
 
 
-def test_containers_and_networks_carry_their_stacks_label(multi):
+def test_containers_volumes_and_networks_carry_their_stacks_label(multi):
     for stack in ("north", "south", "east"):
         assert stack_containers(multi, stack) >= {f"{stack}-{s}" for s in SERVICES}
         assert multi.check_output("docker network inspect -f '{{index .Labels \"owlat.stack\"}}' %s-net" % stack) == stack
+        volumes = set(multi.check_output("docker volume ls -q --filter label=owlat.stack=%s" % stack).split())
+        assert volumes == {f"{stack}-convex-data", f"{stack}-redis-data"}, volumes
     assert "owlat-proxy" in multi.check_output("docker ps --filter label=owlat.proxy=host --format '{{.Names}}'")
 
 

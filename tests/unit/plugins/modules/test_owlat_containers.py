@@ -1,5 +1,6 @@
 """owlat_containers against a fake Docker Engine API: what the roles use to skip converged containers."""
 
+import json
 import urllib.parse
 
 import pytest
@@ -18,6 +19,7 @@ class FakeEngine(FakeDocker):
         super().__init__(path)
         self.networks = {"acme-net"}
         self.images = {}
+        self.volumes = {}   # name -> labels
 
     def add(self, name, image, image_id, ip="172.18.0.5", **kwargs):
         super().add(name, image=image, **kwargs)
@@ -30,6 +32,10 @@ class FakeEngine(FakeDocker):
         if parts.path.startswith("/networks/"):
             name = urllib.parse.unquote(parts.path[len("/networks/"):])
             return (200, {"Name": name}) if name in self.networks else (404, {"message": "network not found"})
+        if parts.path == "/volumes":
+            # The Engine's name filter matches anywhere in the name.
+            pattern = json.loads(urllib.parse.parse_qs(parts.query)["filters"][0])["name"][0]
+            return 200, {"Volumes": [{"Name": n, "Labels": labels} for n, labels in self.volumes.items() if pattern in n]}
         if parts.path.startswith("/images/") and parts.path.endswith("/json"):
             ref = urllib.parse.unquote(parts.path[len("/images/"):-len("/json")])
             return (200, {"Id": self.images[ref]}) if ref in self.images else (404, {"message": "no such image"})
@@ -112,3 +118,13 @@ def test_identity_is_the_label_or_an_exact_legacy_name_never_a_prefix(run_module
     assert sorted(result["containers"]) == ["web", "worker"]
     # The roles add the identity label only where it costs no extra recreation: they need to know which carry it.
     assert result["containers"]["worker"]["labelled"] is True and result["containers"]["web"]["labelled"] is False
+
+
+def test_volumes_named_after_the_stack_are_listed_for_the_exact_name_check(run_module, engine):
+    engine.volumes = {"acme-convex-data": {"owlat.stack": "acme"}, "acme-redis-data": {}, "other-acme-data": {},
+                      "eu-data": {"owlat.stack": "acme"}}
+    result = probe(run_module, engine)
+    # Existence by exact name only (the roles look up <stack>-<volume> in it), never a stack's identity.
+    assert result["volumes"] == ["acme-convex-data", "acme-redis-data"]
+    engine.volumes = {}
+    assert probe(run_module, engine)["volumes"] == []
