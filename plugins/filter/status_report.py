@@ -9,8 +9,8 @@ name: status_report
 short_description: status.yml's report from the hosts' owlat_status results
 version_added: 0.3.0
 description:
-  - The rows of every stack of every host (a host without a result gets one row saying so), the problems
-    (C(<host>: <problem>)) and the per-host detail (stacks, disks, docker, problems).
+  - "The rows of every stack of every host (a host without a result gets one row saying so), the problems
+    (C(<host>: <problem>)) and the per-host detail (stacks, disks, docker, problems)."
 options:
   _input:
     description: C(hostvars).

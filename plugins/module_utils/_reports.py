@@ -17,7 +17,7 @@ def _get(mapping, key, default=None):
 def _cell(row, column):
     title, key, default = column[0], column[1], column[2] if len(column) > 2 else "-"
     falsy = len(column) > 3 and column[3] == "or"
-    key, _, cut = key.partition(":")
+    key, cut = (key.split(":", 1) + [""])[:2]
     value = _get(row, key)
     if value is None or value == "" or (falsy and not value):
         return default
