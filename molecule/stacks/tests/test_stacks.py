@@ -175,6 +175,24 @@ def test_a_second_run_changes_nothing(multi):
     assert runs[MULTI] <= 3 and runs[SOLO] <= 3, runs
 
 
+def test_a_limit_selects_a_host_with_its_stacks_or_is_refused(multi, solo):
+    before, solo_before = started(multi), started(solo)
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", MULTI))
+    assert rc != 0
+    assert re.search(rf"host {MULTI} runs several stacks \(owlat_stacks\), and the limit selects none of them.*"
+                     rf"--limit '{MULTI},\*@{MULTI}'", re.sub(r"\s+", " ", out)), out[-3000:]
+    assert all(s["changed"] == 0 for s in recap(out).values())
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", f"{MULTI},*@{MULTI}"))
+    assert rc == 0, out[-3000:]
+    stats = recap(out)
+    assert set(stats) == {MULTI} | {f"{s}@{MULTI}" for s in ("north", "south", "east", "west")}, stats
+    assert all(s["changed"] == 0 for s in stats.values()), stats
+    # A group of the host selects its stacks too.
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", "owlat_hosts"))
+    assert rc == 0 and {f"{s}@{MULTI}" for s in ("north", "south", "west")} <= set(recap(out)), out[-3000:]
+    assert started(multi) == before and started(solo) == solo_before
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"west": {"owlat_app_mta_smtp_address": ADDRESS["north"]}},
      r"stack west: owlat_stacks\[3\]: its MTA would listen on 172\.29\.0\.201:25, as host owlat-mol-stacks1, stack north"),
