@@ -52,3 +52,19 @@ def test_same_smtp_address_and_port_refused_and_every_address_collides_with_all(
     assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_app_mta_smtp_port=2525)], "h1") == []
     assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_stack_present=False)], "h1") == []
     assert "10.0.0.1:2525" in stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1", 2525)[0]
+
+
+def test_entries_carry_the_hosts_settings_and_connection_then_their_own():
+    from ansible_collections.owlat.selfhost.plugins.filter.stack_entries import stack_entries
+    hostvars = {
+        "m1": {"ansible_user": "ops", "ansible_port": 2222, "owlat_proxy_tls": "internal", "owlat_stack_name": "owlat",
+               "owlat_stacks": [{"owlat_stack_name": "north", "owlat_proxy_tls": "x"}, {"owlat_stack_name": "south"}],
+               "ansible_check_mode": False, "other": 1},
+        "m2": {"owlat_stack_name": "solo", "ansible_host": "10.0.0.2"},
+    }
+    groups = {"eu": ["m1", "m2"], "us": ["m3"], "owlat_hosts": ["m1", "m2"]}
+    north, south = stack_entries(hostvars, ["m1", "m2"], groups, ["eu", "us", "m1"])
+    assert north == {"name": "north@m1", "groups": ["_owlat_stacks", "eu"], "owlat_stack_machine": "m1", "ansible_host": "m1",
+                     "ansible_user": "ops", "ansible_port": 2222, "owlat_proxy_tls": "x", "owlat_stack_name": "north"}
+    assert south["owlat_proxy_tls"] == "internal" and south["name"] == "south@m1"
+    assert stack_entries(hostvars, ["m2"], groups) == []
