@@ -8,19 +8,11 @@ DOCUMENTATION = r"""
 name: host_results
 short_description: One fact of each host as the rows of a table
 version_added: 0.3.0
+extends_documentation_fragment: [owlat.selfhost.hostvars_filter]
 description:
   - For each host in order, its fact (a dict; an empty one where the host has none, such as a failed host), with
     the host's name under C(host).
 options:
-  _input:
-    description: C(hostvars).
-    type: raw
-    required: true
-  hosts:
-    description: The inventory names, in the table's order.
-    type: list
-    elements: str
-    required: true
   fact:
     description: The name of the fact.
     type: str

@@ -8,23 +8,15 @@ DOCUMENTATION = r"""
 name: stack_entries
 short_description: The stacks of hosts with several (owlat_stacks) as hosts of the run
 version_added: 0.3.0
+extends_documentation_fragment: [owlat.selfhost.hostvars_filter]
 description:
   - For each host of the run with C(owlat_stacks), one C(ansible.builtin.add_host) argument per entry - name
     C(<stack>@<host>), the host's connection variables (C(ansible_host) defaulting to the host's name), the host's own
     C(owlat_*) settings, then the entry's on top, C(owlat_stack_machine) (the host) and the groups C(_owlat_stacks)
     plus each of O(limit_groups) that the host is in (so that a C(--limit) by group selects the entry too).
   - Read before any role ran on the host (playbooks/preflight.yml's first play), so no fact of a role is copied.
-    The result holds the host's settings, secrets included: never print it.
+    The result holds the host's settings, secrets included - never print it.
 options:
-  _input:
-    description: C(hostvars).
-    type: raw
-    required: true
-  hosts:
-    description: The hosts of the run.
-    type: list
-    elements: str
-    required: true
   groups:
     description: The inventory's C(groups).
     type: dict

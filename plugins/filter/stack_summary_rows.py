@@ -8,21 +8,12 @@ DOCUMENTATION = r"""
 name: stack_summary_rows
 short_description: site.yml's summary, a row per stack of the run
 version_added: 0.3.0
+extends_documentation_fragment: [owlat.selfhost.hostvars_filter]
 description:
   - One row per stack (a one-stack host, or C(<stack>@<host>) of a host with several) - host, stack, release,
     url, services - from what the roles measured (C(owlat_convex_health), C(owlat_app_health), C(owlat_proxy_health);
     for a stack of a host with several, its C(<stack>/) checks in the host's Caddy call). A stack without
     results is told as removed, check mode, or not deployed.
-options:
-  _input:
-    description: C(hostvars).
-    type: raw
-    required: true
-  hosts:
-    description: The inventory names, in the table's order.
-    type: list
-    elements: str
-    required: true
 """
 
 EXAMPLES = r"""

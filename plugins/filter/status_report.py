@@ -8,19 +8,11 @@ DOCUMENTATION = r"""
 name: status_report
 short_description: status.yml's report from the hosts' owlat_status results
 version_added: 0.3.0
+extends_documentation_fragment: [owlat.selfhost.hostvars_filter]
 description:
   - "The rows of every stack of every host (a host without a result gets one row saying so), the problems
     (C(<host>: <problem>)) and the per-host detail (stacks, disks, docker, problems)."
 options:
-  _input:
-    description: C(hostvars).
-    type: raw
-    required: true
-  hosts:
-    description: The inventory names, in the table's order.
-    type: list
-    elements: str
-    required: true
   generated_at:
     description: The report's timestamp.
     type: str
