@@ -18,10 +18,18 @@ from converge_run import recap, run_converge  # noqa: E402
 from lab_http import https_get, smtp_banner  # noqa: E402
 
 MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
-ADDRESS = {"north": "172.29.0.201", "south": "172.29.0.202", "east": "172.29.0.203", "west": "172.29.0.204"}
+ADDRESS = {"north": "172.29.0.241", "south": "172.29.0.242", "east": "172.29.0.243", "west": "172.29.0.244"}
 SERVICES = ("convex", "web", "mta", "redis")
 HOST_CA = "/var/lib/docker/volumes/owlat-proxy-data/_data/caddy/pki/authorities/local/root.crt"
 SOLO_CA = "/var/lib/docker/volumes/solo-caddy-data/_data/caddy/pki/authorities/local/root.crt"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fresh_neighbours():
+    """This machine may still map the stacks' addresses to the MAC of an earlier lab host (a previous run's, or
+    another tool's): forget them, so that the first connection asks who has them now."""
+    for address in ADDRESS.values():
+        subprocess.run(["ip", "neigh", "flush", "to", address], check=False, capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -195,11 +203,11 @@ def test_a_limit_selects_a_host_with_its_stacks_or_is_refused(multi, solo):
 
 @pytest.mark.parametrize("changes, message", [
     ({"west": {"owlat_app_mta_smtp_address": ADDRESS["north"]}},
-     r"stack west: owlat_stacks\[3\]: its MTA would listen on 172\.29\.0\.201:25, as host owlat-mol-stacks1, stack north"),
+     r"stack west: owlat_stacks\[3\]: its MTA would listen on 172\.29\.0\.241:25, as host owlat-mol-stacks1, stack north"),
     ({"west": {"owlat_stack_app_hostname": f"app.{SOLO}.owlat.test"}},
      rf"hostname app\.{SOLO}\.owlat\.test is claimed by stack solo on {SOLO} and stack west on {MULTI}"),
-    ({"west": {"owlat_app_mta_smtp_address": "172.29.0.250", "owlat_stack_sending_addresses": ["172.29.0.250"]}},
-     rf"app of stack west on {MULTI}: owlat_app_mta_smtp_address 172\.29\.0\.250 is not an address of the host"),
+    ({"west": {"owlat_app_mta_smtp_address": "172.29.0.249", "owlat_stack_sending_addresses": ["172.29.0.249"]}},
+     rf"app of stack west on {MULTI}: owlat_app_mta_smtp_address 172\.29\.0\.249 is not an address of the host"),
     ({"north": {"owlat_proxy_https_port": 8443}},
      r"stack north: owlat_stacks\[0\]: owlat_proxy_https_port is a setting of the whole host"),
 ], ids=["same-smtp-address", "hostname-claimed-on-another-host", "address-not-on-host", "host-setting-in-entry"])
