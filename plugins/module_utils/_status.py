@@ -34,13 +34,14 @@ from ansible_collections.owlat.selfhost.plugins.module_utils._http import descri
 
 # A stack's services as the stack role describes them (owlat_stack_services, kept in the deploy record's
 # `services`): container key -> image (key of the release's images), required (must run), job (one-shot, leaves no
-# container on success: never a service row). This is the description for records written before they carried it.
+# container on success: never a service row), data (its volumes). This is the description for records written
+# before they carried it.
 RECORDLESS_SERVICES = {
-    "convex": {"image": "convex_backend", "required": True},
+    "convex": {"image": "convex_backend", "required": True, "data": ["convex-data"]},
     "web": {"image": "web", "required": True},
     "mta": {"image": "mta", "required": True},
-    "redis": {"image": "redis", "required": True},
-    "caddy": {"image": "caddy", "required": True},
+    "redis": {"image": "redis", "required": True, "data": ["redis-data"]},
+    "caddy": {"image": "caddy", "required": True, "data": ["caddy-data"], "data_live": True},
     "clamav": {"image": "clamav"},
     "convex-dashboard": {"image": "convex_dashboard"},
     "convex-deploy": {"image": "convex_deploy", "job": True},

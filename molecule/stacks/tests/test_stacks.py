@@ -14,7 +14,7 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from converge_run import recap, run_converge  # noqa: E402
+from converge_run import recap, run_converge, run_playbook  # noqa: E402
 from lab_http import https_get, smtp_banner  # noqa: E402
 
 MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
@@ -210,7 +210,10 @@ def test_a_limit_selects_a_host_with_its_stacks_or_is_refused(multi, solo):
      rf"app of stack west on {MULTI}: owlat_app_mta_smtp_address 172\.29\.0\.249 is not an address of the host"),
     ({"north": {"owlat_proxy_https_port": 8443}},
      r"stack north: owlat_stacks\[0\]: owlat_proxy_https_port is a setting of the whole host"),
-], ids=["same-smtp-address", "hostname-claimed-on-another-host", "address-not-on-host", "host-setting-in-entry"])
+    ({"north": {"owlat_backup_password": "lab-backup-north", "owlat_backup_include_caddy": True}},
+     rf"backup of stack north on {MULTI}: owlat_backup_include_caddy is true, but this stack shares the host's Caddy"),
+], ids=["same-smtp-address", "hostname-claimed-on-another-host", "address-not-on-host", "host-setting-in-entry",
+        "caddy-data-in-a-stacks-backup"])
 def test_a_bad_list_of_stacks_is_refused_with_no_change_anywhere(multi, solo, changes, message):
     before, solo_before = started(multi), started(solo)
     rc, out = converge("north", "south", "east", "west", changes={**REMOVED, **changes})
@@ -219,3 +222,49 @@ def test_a_bad_list_of_stacks_is_refused_with_no_change_anywhere(multi, solo, ch
     stats = recap(out)
     assert all(s["changed"] == 0 for s in stats.values()), stats
     assert started(multi) == before and started(solo) == solo_before
+
+
+# Backups per stack: north cold, south hot, each its own repository (/var/backups/owlat/<stack>); west has none.
+BACKUPS = {**REMOVED, "north": {"owlat_backup_password": "lab-backup-north"},
+           "south": {**REMOVED["south"], "owlat_backup_password": "lab-backup-south", "owlat_backup_mode": "hot"}}
+
+
+def snapshot_paths(host, stack, password):
+    out = host.check_output(f"RESTIC_PASSWORD={password} restic -r /var/backups/owlat/{stack} ls latest")
+    return [line for line in out.splitlines() if line.startswith("/")]
+
+
+def test_each_stack_of_a_host_with_several_is_backed_up_on_its_own(multi, solo):
+    before, solo_before = started(multi), started(solo)
+    rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
+    assert rc == 0, out[-3000:]
+    assert started(multi) == before  # scheduling backups touches no container
+    for stack in ("north", "south"):
+        assert multi.service(f"owlat-backup@{stack}.timer").is_enabled, stack
+        assert multi.service(f"owlat-backup-check@{stack}.timer").is_enabled, stack
+    assert not multi.file("/etc/systemd/system/owlat-backup@west.timer").exists
+    rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+
+    rc, out = run_playbook("owlat.selfhost.backup", "-e", json.dumps({"lab_stacks": ["north", "south", "east", "west"],
+                                                                      "lab_stack_changes": BACKUPS}))
+    assert rc == 0, out[-3000:]
+    table = re.sub(r"[ \t]+", " ", out)
+    assert re.search(rf"north@{MULTI} north cold [0-9a-f]{{8}} .* success", table), out[-3000:]
+    assert re.search(rf"south@{MULTI} south hot [0-9a-f]{{8}} .* success", table), out[-3000:]
+    assert re.search(rf"west@{MULTI} west .* not configured \(no owlat_backup_password\)", table), out[-3000:]
+    assert re.search(rf"{SOLO} solo .* not configured", table), out[-3000:]
+    # Cold: only north's Convex and Redis were stopped and started again; hot: nothing. The neighbours untouched.
+    after = started(multi)
+    assert {n for n in before if after.get(n) != before[n]} == {"north-convex", "north-redis"}, (before, after)
+    assert started(solo) == solo_before
+    assert_stack_answers(multi, "north")
+    # Each repository holds its own stack's data and nothing of a neighbour's.
+    north = snapshot_paths(multi, "north", "lab-backup-north")
+    assert any("/volumes/north-convex-data/_data/" in p for p in north), north[:20]
+    assert any("/volumes/north-redis-data/_data/" in p for p in north), north[:20]
+    assert any(p.startswith("/etc/owlat/north/") for p in north), north[:20]
+    south = snapshot_paths(multi, "south", "lab-backup-south")
+    assert any(p.endswith("/convex-export.zip") for p in south) and any(p.endswith("/redis/dump.rdb") for p in south), south
+    for stack, paths, others in (("north", north, ("south", "west", "east")), ("south", south, ("north", "west", "east"))):
+        assert not [p for p in paths if any(f"/{o}-" in p or f"/owlat/{o}/" in p for o in others)], stack

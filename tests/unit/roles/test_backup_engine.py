@@ -19,7 +19,12 @@ def engine(tmp_path, monkeypatch):
     loader.exec_module(mod)
     monkeypatch.setattr(mod, "STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(mod, "SETTINGS_DIR", str(tmp_path / "settings"))
+    monkeypatch.setattr(mod, "RECORD", str(tmp_path / "facts" / "owlat_%s.fact"))
     return mod
+
+
+def write_record(engine, stack, services):
+    engine.write_json(engine.RECORD % stack, {"stack": stack, "release": "0.4.4", "services": services})
 
 
 CFG = {"env": {"RESTIC_REPOSITORY": "rest:https://user:s3cret@backup.example.com/owlat", "RESTIC_PASSWORD": "pw"}}
@@ -124,6 +129,25 @@ def test_find_snapshot(engine, monkeypatch):
         engine.find_snapshot("s1", CFG, "latest", None)
 
 
+def test_snapshots_names_the_volumes_a_restore_fills(engine, monkeypatch):
+    snaps = [{"id": "aa" * 32, "short_id": "aaaaaaaa", "time": "2026-11-25T01:00:00Z", "tags": ["stack=s1"]}]
+    manifest = {"stack": "s1", "volumes": {"convex_data": "s1-convex-data", "worker_data": "s1-worker-data"}}
+    dumps = []
+
+    def fake_restic(cfg, *args, **k):
+        if args[0] == "dump":
+            dumps.append(args)
+            return json.dumps(manifest)
+        return json.dumps(snaps)
+
+    monkeypatch.setattr(engine, "restic", fake_restic)
+    args = type("A", (), {"snapshot": "latest", "tag": None})()
+    assert engine.cmd_snapshots("s1", CFG, args)["volumes"] == ["s1-convex-data", "s1-worker-data"]
+    assert dumps == [("dump", "aa" * 32, os.path.join(engine.STATE_DIR, "s1", "staging", "manifest.json"))]
+    manifest = {"stack": "s1"}  # a snapshot taken before manifests named their volumes
+    assert engine.cmd_snapshots("s1", CFG, args)["volumes"] == ["s1-convex-data", "s1-redis-data"]
+
+
 def test_redis_dump_becomes_the_aof_base(engine, tmp_path):
     dest = tmp_path / "redis"
     dest.mkdir()
@@ -192,3 +216,46 @@ def test_moving_across_filesystems_keeps_owners(engine, tmp_path, monkeypatch):
     for rel in ("appendonlydir", "appendonlydir/appendonly.aof.manifest", "dump.rdb"):
         assert os.stat(dest / rel).st_uid == 999, rel
     assert os.listdir(src) == []
+
+
+def fake_cold_run(engine, tmp_path, monkeypatch, **more):
+    cfg = dict(CFG, config_dir=str(tmp_path / "conf"), textfile_dir="", host="h1", **more)
+    calls = []
+    monkeypatch.setattr(engine, "mountpoint", lambda volume: "/vol/" + volume)
+    monkeypatch.setattr(engine, "running", lambda c: True)
+    monkeypatch.setattr(engine, "docker", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(engine, "container_ip", lambda c, n: "10.0.0.2")
+    monkeypatch.setattr(engine, "wait_http", lambda url, timeout: None)
+
+    def fake_restic(cfg, *args, capture=True):
+        calls.append(("restic",) + args)
+        return json.dumps({"message_type": "summary", "snapshot_id": "f00d" * 16}) if args[0] == "backup" else ""
+
+    monkeypatch.setattr(engine, "restic", fake_restic)
+    engine.cmd_run("s1", cfg, type("A", (), {"mode": "cold", "tag": [], "no_forget": True})())
+    return calls, next(c for c in calls if c[:2] == ("restic", "backup"))
+
+
+def test_the_data_to_back_up_is_the_stacks_description(engine, tmp_path, monkeypatch):
+    """A service the description gives data (a worker, say) is stopped and read like Convex and Redis; a stack
+    behind the host's Caddy has no Caddy in its description, so include_caddy adds nothing."""
+    write_record(engine, "s1", [{"name": "convex", "spec": {"data": ["convex-data"]}}, {"name": "web", "spec": {}},
+                                {"name": "redis", "spec": {"data": ["redis-data"]}},
+                                {"name": "worker", "spec": {"data": ["worker-data", "worker-cache"]}}])
+    calls, backup = fake_cold_run(engine, tmp_path, monkeypatch, include_caddy=True)
+    stops = [c[1] for c in calls if c[0] == "stop"]
+    starts = [c[1] for c in calls if c[0] == "start"]
+    assert stops == ["s1-convex", "s1-redis", "s1-worker"] and starts == list(reversed(stops))
+    assert {"/vol/s1-convex-data", "/vol/s1-redis-data", "/vol/s1-worker-data", "/vol/s1-worker-cache"} <= set(backup)
+    assert not [a for a in backup if "caddy" in a or "s1-web" in a]
+    assert engine.volumes("s1", {}) == {"convex_data": "s1-convex-data", "redis_data": "s1-redis-data",
+                                        "worker_data": "s1-worker-data", "worker_cache": "s1-worker-cache"}
+
+
+def test_a_record_without_the_description_of_data_backs_up_what_stacks_always_had(engine, tmp_path, monkeypatch):
+    write_record(engine, "s1", [{"name": "convex", "spec": {"image": "convex_backend"}}])
+    assert engine.volumes("s1", {}) == {"convex_data": "s1-convex-data", "redis_data": "s1-redis-data"}
+    assert engine.volumes("s1", {"include_caddy": True})["caddy_data"] == "s1-caddy-data"
+    calls, backup = fake_cold_run(engine, tmp_path, monkeypatch, include_caddy=True)
+    assert [c[1] for c in calls if c[0] == "stop"] == ["s1-convex", "s1-redis"]  # Caddy is read while it runs
+    assert "/vol/s1-caddy-data" in backup

@@ -27,12 +27,12 @@ def test_names_required_valid_and_unique():
 
 def test_host_wide_and_unsupported_settings_are_named_without_their_values():
     stacks = [entry("north", "10.0.0.1", owlat_proxy_https_port=8443, owlat_docker_registries=[{"password": "s3cret"}],
-                    owlat_backup_password="hunter2", other="x")]
+                    owlat_upgrade_release="hunter2", owlat_backup_password="hunter2", other="x")]
     problems = stack_entry_problems(stacks, "h1")
     assert len(problems) == 4
     assert "owlat_proxy_https_port is a setting of the whole host" in problems[0]
     assert "owlat_docker_registries is a setting of the whole host" in problems[1]
-    assert "owlat_backup_password is not supported on a host with several stacks" in problems[2]
+    assert "owlat_upgrade_release is not supported on a host with several stacks" in problems[2]
     assert "'other' is not an Owlat setting" in problems[3]
     assert not any("s3cret" in p or "hunter2" in p for p in problems)
 
@@ -68,3 +68,12 @@ def test_entries_carry_the_hosts_settings_and_connection_then_their_own():
                      "ansible_user": "ops", "ansible_port": 2222, "owlat_proxy_tls": "x", "owlat_stack_name": "north"}
     assert south["owlat_proxy_tls"] == "internal" and south["name"] == "south@m1"
     assert stack_entries(hostvars, ["m2"], groups) == []
+
+
+def test_backup_settings_are_a_stacks_own():
+    stacks = [entry("north", "10.0.0.1", owlat_backup_password="hunter2hunter2", owlat_backup_mode="hot"),
+              entry("south", "10.0.0.2", owlat_backup_restore_confirm=True)]
+    problems = stack_entry_problems(stacks, "h1")
+    assert problems == ["host h1, stack south: owlat_stacks[1]: owlat_backup_restore_confirm is not supported on a host "
+                        "with several stacks yet (upgrade.yml, monitoring.yml and restore.yml refuse such hosts): remove "
+                        "it from the entry."]
