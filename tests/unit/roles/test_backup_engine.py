@@ -27,6 +27,17 @@ def write_record(engine, stack, services):
     engine.write_json(engine.RECORD % stack, {"stack": stack, "release": "0.4.4", "services": services})
 
 
+def fake_docker_host(engine, monkeypatch):
+    """Every volume exists and every container runs; Docker calls and health waits are recorded."""
+    calls = []
+    monkeypatch.setattr(engine, "mountpoint", lambda volume: "/vol/" + volume)
+    monkeypatch.setattr(engine, "running", lambda c: True)
+    monkeypatch.setattr(engine, "docker", lambda *a, **k: calls.append(a))
+    monkeypatch.setattr(engine, "container_ip", lambda c, n: "10.0.0.2")
+    monkeypatch.setattr(engine, "wait_http", lambda url, timeout: calls.append(("wait", url)))
+    return calls
+
+
 CFG = {"env": {"RESTIC_REPOSITORY": "rest:https://user:s3cret@backup.example.com/owlat", "RESTIC_PASSWORD": "pw"}}
 
 
@@ -64,12 +75,7 @@ def test_a_failed_run_says_why_and_leaves_a_failed_status_and_metrics(engine, tm
 
 def test_cold_run_stops_and_restarts_convex_and_redis_and_reports(engine, tmp_path, monkeypatch):
     cfg = dict(CFG, config_dir=str(tmp_path / "conf"), textfile_dir=str(tmp_path / "textfile"), host="h1")
-    calls = []
-    monkeypatch.setattr(engine, "mountpoint", lambda volume: "/vol/" + volume)
-    monkeypatch.setattr(engine, "running", lambda c: True)
-    monkeypatch.setattr(engine, "docker", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(engine, "container_ip", lambda c, n: "10.0.0.2")
-    monkeypatch.setattr(engine, "wait_http", lambda url, timeout: calls.append(("wait", url)))
+    calls = fake_docker_host(engine, monkeypatch)
 
     def fake_restic(cfg, *args, capture=True):
         calls.append(("restic",) + args)
@@ -97,12 +103,7 @@ def test_cold_run_stops_and_restarts_convex_and_redis_and_reports(engine, tmp_pa
 
 def test_containers_are_started_again_when_restic_fails(engine, tmp_path, monkeypatch):
     cfg = dict(CFG, config_dir=str(tmp_path / "conf"), textfile_dir="")
-    calls = []
-    monkeypatch.setattr(engine, "mountpoint", lambda volume: "/vol/" + volume)
-    monkeypatch.setattr(engine, "running", lambda c: True)
-    monkeypatch.setattr(engine, "docker", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(engine, "container_ip", lambda c, n: "10.0.0.2")
-    monkeypatch.setattr(engine, "wait_http", lambda url, timeout: None)
+    calls = fake_docker_host(engine, monkeypatch)
 
     def failing(cfg, *args, capture=True):
         raise engine.BackupError("wrong repository password for x")
@@ -220,12 +221,7 @@ def test_moving_across_filesystems_keeps_owners(engine, tmp_path, monkeypatch):
 
 def fake_cold_run(engine, tmp_path, monkeypatch, **more):
     cfg = dict(CFG, config_dir=str(tmp_path / "conf"), textfile_dir="", host="h1", **more)
-    calls = []
-    monkeypatch.setattr(engine, "mountpoint", lambda volume: "/vol/" + volume)
-    monkeypatch.setattr(engine, "running", lambda c: True)
-    monkeypatch.setattr(engine, "docker", lambda *a, **k: calls.append(a))
-    monkeypatch.setattr(engine, "container_ip", lambda c, n: "10.0.0.2")
-    monkeypatch.setattr(engine, "wait_http", lambda url, timeout: None)
+    calls = fake_docker_host(engine, monkeypatch)
 
     def fake_restic(cfg, *args, capture=True):
         calls.append(("restic",) + args)
