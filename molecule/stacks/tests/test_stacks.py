@@ -246,9 +246,12 @@ def test_each_stack_of_a_host_with_several_is_backed_up_on_its_own(multi, solo):
     rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
     assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
 
+    t0 = time.monotonic()
     rc, out = run_playbook("owlat.selfhost.backup", "-e", json.dumps({"lab_stacks": ["north", "south", "east", "west"],
                                                                       "lab_stack_changes": BACKUPS}))
     assert rc == 0, out[-3000:]
+    print(f"backup.yml: {time.monotonic() - t0:.1f} s")
+    print("\n".join(line for line in out.splitlines() if re.search(r"^\s*(HOST|\S+@\S+|owlat-mol-\S+)\s+\S+\s", line)))
     table = re.sub(r"[ \t]+", " ", out)
     assert re.search(rf"north@{MULTI} north cold [0-9a-f]{{8}} .* success", table), out[-3000:]
     assert re.search(rf"south@{MULTI} south hot [0-9a-f]{{8}} .* success", table), out[-3000:]
