@@ -17,8 +17,8 @@ description:
     for another key, which may hold a secret.
   - Rules. Every entry is a dict with a unique C(owlat_stack_name) of 2-32 lowercase letters, digits and dashes.
     Keys are C(owlat_*) settings and not host-wide ones (Docker, the host's Caddy ports, TLS mode and ACME e-mail,
-    C(owlat_stacks) itself); restore, upgrade and monitoring settings are refused because those playbooks do not
-    yet run on a host with several stacks. Backup settings (C(owlat_backup_*)) are the stack's own.
+    C(owlat_stacks) itself); upgrade and monitoring settings are refused because those playbooks do not yet run
+    on a host with several stacks. Backup and restore settings (C(owlat_backup_*)) are the stack's own.
     C(owlat_stack_present) is a boolean. No two present stacks listen on
     the same SMTP address and port; the empty address (every address of the host) collides with any other
     stack on that port.
@@ -54,7 +54,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 HOST_LEVEL = ("owlat_stacks", "owlat_stack_machine", "owlat_target", "owlat_proxy_http_port", "owlat_proxy_https_port",
               "owlat_proxy_tls", "owlat_proxy_acme_email")
 HOST_LEVEL_PREFIXES = ("owlat_docker_",)
-NOT_YET_PREFIXES = ("owlat_backup_restore_", "owlat_upgrade_", "owlat_monitoring_", "owlat_restore_")
+NOT_YET_PREFIXES = ("owlat_upgrade_", "owlat_monitoring_")
 
 
 def _key_problem(where, key):
@@ -64,8 +64,8 @@ def _key_problem(where, key):
         return ("%s: %s is a setting of the whole host (one Docker and one Caddy serve every stack): set it in the "
                 "host's variables, not in the entry." % (where, key))
     if key.startswith(NOT_YET_PREFIXES):
-        return ("%s: %s is not supported on a host with several stacks yet (upgrade.yml, monitoring.yml and "
-                "restore.yml refuse such hosts): remove it from the entry." % (where, key))
+        return ("%s: %s is not supported on a host with several stacks yet (upgrade.yml and monitoring.yml refuse "
+                "such hosts): remove it from the entry." % (where, key))
     return None
 
 

@@ -16,7 +16,9 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+import lab_convex  # noqa: E402
 from converge_run import recap, run_converge, run_playbook  # noqa: E402
+from lab_convex import sh  # noqa: E402
 
 testinfra_hosts = ["docker://owlat-mol-br1"]
 STACK = "owlat"
@@ -30,43 +32,16 @@ def dr_host():
     return testinfra.get_host(f"docker://{BR2}")
 
 
-def sh(host, cmd):
-    out = host.run(cmd)
-    # `docker exec` into a just-started container can lose runc's init handshake on a loaded 2-core machine
-    # ("OCI runtime exec failed ... read init-p: connection reset by peer", exit 126; seen once in make test):
-    # that is the exec, not the stack. Ask again; any other failure counts at once.
-    for _ in range(3):
-        if out.rc != 126 or "OCI runtime exec failed" not in (out.stdout + out.stderr):
-            break
-        time.sleep(2)
-        out = host.run(cmd)
-    assert out.rc == 0, f"{cmd}: {out.stderr or out.stdout}"
-    return out.stdout
-
-
 def admin_key(host):
-    return host.file(f"{CONF}/convex-admin-key.env").content_string.strip().split("=", 1)[1]
+    return lab_convex.admin_key(host, STACK)
 
 
 def convex(host, path, body=None, key=None):
-    """Call the backend API from inside its container (curl is in the image)."""
-    key = key or admin_key(host)
-    data = json.dumps(body) if body is not None else None
-    cmd = (f"docker exec {STACK}-convex curl -s -w '\\n%{{http_code}}' -H 'Authorization: Convex {key}' "
-           f"-H 'Content-Type: application/json' http://127.0.0.1:3210{path}")
-    if data is not None:
-        cmd += " -X POST --data-binary '" + data.replace("'", "'\\''") + "'"
-    out = sh(host, cmd).rsplit("\n", 1)
-    return int(out[1]), out[0]
+    return lab_convex.convex(host, STACK, path, body, key)
 
 
 def query(host, path, args):
-    status, body = convex(host, "/api/query" if path.startswith("lab:l") else "/api/mutation",
-                          {"path": path, "args": args, "format": "json"})
-    assert status == 200, body
-    answer = json.loads(body)
-    assert answer["status"] == "success", answer
-    return answer["value"]
+    return lab_convex.query(host, STACK, path, args)
 
 
 def redis(host, *args):

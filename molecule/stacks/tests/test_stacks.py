@@ -5,6 +5,7 @@ stacks are refused before anything changes anywhere. A one-stack host beside the
 import json
 import pathlib
 import re
+import secrets
 import ssl
 import subprocess
 import sys
@@ -14,10 +15,12 @@ import pytest
 import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+import lab_convex  # noqa: E402
 from converge_run import recap, run_converge, run_playbook  # noqa: E402
 from lab_http import https_get, smtp_banner  # noqa: E402
 
 MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
+S = {}  # what earlier tests saw, for the later ones
 ADDRESS = {"north": "172.29.0.241", "south": "172.29.0.242", "east": "172.29.0.243", "west": "172.29.0.244"}
 SERVICES = ("convex", "web", "mta", "redis")
 HOST_CA = "/var/lib/docker/volumes/owlat-proxy-data/_data/caddy/pki/authorities/local/root.crt"
@@ -229,6 +232,10 @@ BACKUPS = {**REMOVED, "north": {"owlat_backup_password": "lab-backup-north"},
            "south": {**REMOVED["south"], "owlat_backup_password": "lab-backup-south", "owlat_backup_mode": "hot"}}
 
 
+def notes(host, stack):
+    return lab_convex.query(host, stack, "lab:list", {"table": "notes"})
+
+
 def snapshot_paths(host, stack, password):
     out = host.check_output(f"RESTIC_PASSWORD={password} restic -r /var/backups/owlat/{stack} ls latest")
     return [line for line in out.splitlines() if line.startswith("/")]
@@ -246,6 +253,9 @@ def test_each_stack_of_a_host_with_several_is_backed_up_on_its_own(multi, solo):
     rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
     assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
 
+    for i in range(20):
+        lab_convex.query(multi, "north", "lab:put", {"table": "notes", "doc": {"n": i, "text": secrets.token_hex(32)}})
+    S["north_notes"] = notes(multi, "north")
     t0 = time.monotonic()
     rc, out = run_playbook("owlat.selfhost.backup", "-e", json.dumps({"lab_stacks": ["north", "south", "east", "west"],
                                                                       "lab_stack_changes": BACKUPS}))
@@ -271,3 +281,34 @@ def test_each_stack_of_a_host_with_several_is_backed_up_on_its_own(multi, solo):
     assert any(p.endswith("/convex-export.zip") for p in south) and any(p.endswith("/redis/dump.rdb") for p in south), south
     for stack, paths, others in (("north", north, ("south", "west", "east")), ("south", south, ("north", "west", "east"))):
         assert not [p for p in paths if any(f"/{o}-" in p or f"/owlat/{o}/" in p for o in others)], stack
+
+
+def test_one_stack_of_a_host_with_several_is_restored_and_the_others_untouched(multi, solo):
+    variables = json.dumps({"lab_stacks": ["north", "south", "east", "west"], "lab_stack_changes": BACKUPS})
+    lab_convex.query(multi, "north", "lab:put", {"table": "notes", "doc": {"n": 999, "text": "written after the backup"}})
+    assert len(notes(multi, "north")) == len(S["north_notes"]) + 1
+    north_secrets = multi.file("/etc/owlat/north/secrets.env").sha256sum
+    before, solo_before = started(multi), started(solo)
+    # The host alone names no stack; without the confirmation north's data is not replaced. Nothing changes.
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", variables, "-e", f"owlat_restore_host={MULTI}")
+    assert rc != 0 and f"-e owlat_restore_host=<stack>@{MULTI} (north@{MULTI}, south@{MULTI}" in re.sub(r"\s+", " ", out), out[-3000:]
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", variables, "-e", f"owlat_restore_host=north@{MULTI}")
+    assert rc != 0 and "Confirm with -e owlat_backup_restore_confirm=true" in out, out[-3000:]
+    assert started(multi) == before
+
+    t0 = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", variables, "-e", f"owlat_restore_host=north@{MULTI}",
+                           "-e", "owlat_backup_restore_confirm=true")
+    assert rc == 0, out[-4000:]
+    print(f"restore.yml of north: {time.monotonic() - t0:.1f} s")
+    assert re.search(r"stack north restored from snapshot \w{8}", out), out[-3000:]
+    assert notes(multi, "north") == S["north_notes"]  # the documents of the backup, byte for byte
+    assert multi.file("/etc/owlat/north/secrets.env").sha256sum == north_secrets
+    after = started(multi)
+    restarted = {n for n in before if after.get(n) != before[n]}
+    assert restarted and all(n.startswith("north-") for n in restarted), restarted
+    assert started(solo) == solo_before
+    for stack in ("north", "south", "west"):
+        assert_stack_answers(multi, stack)
+    rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]

@@ -72,8 +72,8 @@ def test_entries_carry_the_hosts_settings_and_connection_then_their_own():
 
 def test_backup_settings_are_a_stacks_own():
     stacks = [entry("north", "10.0.0.1", owlat_backup_password="hunter2hunter2", owlat_backup_mode="hot"),
-              entry("south", "10.0.0.2", owlat_backup_restore_confirm=True)]
+              entry("south", "10.0.0.2", owlat_backup_restore_confirm=True, owlat_monitoring_tenant="t1")]
     problems = stack_entry_problems(stacks, "h1")
-    assert problems == ["host h1, stack south: owlat_stacks[1]: owlat_backup_restore_confirm is not supported on a host "
-                        "with several stacks yet (upgrade.yml, monitoring.yml and restore.yml refuse such hosts): remove "
-                        "it from the entry."]
+    assert problems == ["host h1, stack south: owlat_stacks[1]: owlat_monitoring_tenant is not supported on a host "
+                        "with several stacks yet (upgrade.yml and monitoring.yml refuse such hosts): remove it from "
+                        "the entry."]
