@@ -255,3 +255,13 @@ def test_a_record_without_the_description_of_data_backs_up_what_stacks_always_ha
     calls, backup = fake_cold_run(engine, tmp_path, monkeypatch, include_caddy=True)
     assert [c[1] for c in calls if c[0] == "stop"] == ["s1-convex", "s1-redis"]  # Caddy is read while it runs
     assert "/vol/s1-caddy-data" in backup
+
+
+def test_the_recordless_data_is_the_stack_roles_description(engine):
+    """A record without `data` is read with what the stack role's description says of the services holding data."""
+    import yaml
+
+    described = yaml.safe_load((ENGINE.parents[2] / "stack" / "vars" / "main.yml").read_text())["owlat_stack_services"]
+    holding = [{"name": name, "spec": {k: v for k, v in spec.items() if k in ("data", "data_live")}}
+               for name, spec in described.items() if spec and spec.get("data")]
+    assert engine.RECORDLESS_DATA == holding
