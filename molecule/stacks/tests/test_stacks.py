@@ -23,6 +23,7 @@ MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
 S = {}  # what earlier tests saw, for the later ones
 ADDRESS = {"north": "172.29.0.241", "south": "172.29.0.242", "east": "172.29.0.243", "west": "172.29.0.244"}
 SERVICES = ("convex", "web", "mta", "redis")
+RELEASE = {"north": "0.4.3"}  # host_vars: north starts a release behind (the last test upgrades it); others 0.4.4
 HOST_CA = "/var/lib/docker/volumes/owlat-proxy-data/_data/caddy/pki/authorities/local/root.crt"
 SOLO_CA = "/var/lib/docker/volumes/solo-caddy-data/_data/caddy/pki/authorities/local/root.crt"
 
@@ -134,7 +135,8 @@ def test_adding_a_fourth_stack_leaves_the_others_untouched(multi, solo):
     assert started(solo) == solo_before
     # The summary has a row per stack.
     for stack in ("north", "south", "east", "west"):
-        assert re.search(rf"^\s*{stack}@{MULTI}\s+{stack}\s+0\.4\.4\s+https://app\.{stack}\.owlat\.test\s+convex", out, re.M), stack
+        release = re.escape(RELEASE.get(stack, "0.4.4"))
+        assert re.search(rf"^\s*{stack}@{MULTI}\s+{stack}\s+{release}\s+https://app\.{stack}\.owlat\.test\s+convex", out, re.M), stack
 
 
 def test_changing_one_stack_recreates_only_what_changed(multi):
@@ -312,3 +314,46 @@ def test_one_stack_of_a_host_with_several_is_restored_and_the_others_untouched(m
         assert_stack_answers(multi, stack)
     rc, out = converge("north", "south", "east", "west", changes=BACKUPS)
     assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+
+
+def deployed_release(host, stack):
+    return json.loads(host.file(f"/etc/ansible/facts.d/owlat_{stack}.fact").content_string)["release"]
+
+
+def test_one_stack_of_a_host_with_several_is_upgraded_and_the_others_untouched(multi, solo, tmp_path):
+    """north runs 0.4.3 beside stacks on 0.4.4: upgrade.yml moves it alone (pre-upgrade backup, web handed over through
+    the host's Caddy), with its data; the neighbours, the host's Caddy and the one-stack host keep their containers."""
+    variables = json.dumps({"lab_stacks": ["north", "south", "east", "west"], "lab_stack_changes": BACKUPS})
+    assert deployed_release(multi, "north") == "0.4.3" and deployed_release(multi, "south") == "0.4.4"
+    north_notes, north_secrets = notes(multi, "north"), multi.file("/etc/owlat/north/secrets.env").sha256sum
+    before, solo_before = started(multi), started(solo)
+    report = tmp_path / "report.json"
+    t0 = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.upgrade", "-e", variables, "-e", "owlat_upgrade_release=0.4.4",
+                           "-e", f"owlat_upgrade_report_file={report}")
+    assert rc == 0, out[-4000:]
+    print(f"upgrade.yml, north 0.4.3 -> 0.4.4 beside three stacks: {time.monotonic() - t0:.1f} s")
+    rows = json.loads(report.read_text())
+    print(json.dumps(rows, indent=1))
+    assert rows[f"north@{MULTI}"]["result"] == "upgraded", rows
+    assert (rows[f"north@{MULTI}"]["from"], rows[f"north@{MULTI}"]["to"]) == ("0.4.3", "0.4.4")
+    assert rows[f"north@{MULTI}"]["snapshot"], rows  # the pre-upgrade backup, in north's own repository
+    assert rows[f"south@{MULTI}"]["result"] == rows[f"west@{MULTI}"]["result"] == rows[SOLO]["result"] == "unchanged"
+    assert rows[f"east@{MULTI}"]["result"].startswith("removed stack"), rows
+    assert deployed_release(multi, "north") == "0.4.4"
+    images = {c: multi.check_output("docker inspect -f '{{.Config.Image}}' %s" % c) for c in ("north-web", "north-mta")}
+    assert images["north-web"].endswith("/wolvesdotink/web:0.4.4") and images["north-mta"].endswith("/wolvesdotink/mta:0.4.4")
+    assert "north-web-next" not in stack_containers(multi, "north")
+    assert notes(multi, "north") == north_notes  # the data, byte for byte
+    assert multi.file("/etc/owlat/north/secrets.env").sha256sum == north_secrets
+    after = started(multi)
+    restarted = {n for n in before if after.get(n) != before[n]}
+    assert restarted and all(n.startswith("north-") for n in restarted), restarted  # not owlat-proxy, no neighbour
+    assert started(solo) == solo_before
+    for stack in ("north", "south", "west"):
+        assert_stack_answers(multi, stack)
+    # The same target again: nothing to do anywhere.
+    rc, out = run_playbook("owlat.selfhost.upgrade", "-e", variables, "-e", "owlat_upgrade_release=0.4.4")
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+    assert started(multi) == after
+
