@@ -357,3 +357,46 @@ def test_one_stack_of_a_host_with_several_is_upgraded_and_the_others_untouched(m
     assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
     assert started(multi) == after
 
+
+def blackbox(host, module, target):
+    """What the host's blackbox exporter answers for one probe (its metrics text)."""
+    url = f"http://127.0.0.1:9115/probe?module={module}&target={target}"
+    return host.check_output("python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], "
+                             "timeout=30).read().decode())' '%s'" % url)
+
+
+def test_monitoring_watches_every_stack_of_a_host_with_several(multi):
+    """One agent for the host: each present stack's three hostnames over HTTPS through the host's Caddy and its MTA's
+    banner on its own address, labelled with the stack; no host-wide stack label; the removed stack not probed."""
+    variables = {"lab_stacks": ["north", "south", "east", "west"], "lab_stack_changes": BACKUPS,
+                 "owlat_monitoring_remote_write_url": "http://127.0.0.1:9/api/v1/write", "owlat_monitoring_tenant": "lab",
+                 "owlat_monitoring_convex_metrics": False, "owlat_monitoring_probe_ca_path": HOST_CA}
+    before = started(multi)
+    t0 = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.monitoring", "-l", MULTI, "-e", json.dumps(variables))
+    assert rc == 0, out[-4000:]
+    print(f"monitoring.yml on the host with three stacks: {time.monotonic() - t0:.1f} s")
+    for stack in ("north", "south", "west"):
+        for name, path in (("app", "/api/instance-info"), ("api", "/version"), ("actions", "/api/v1/health")):
+            metrics = blackbox(multi, f"https_{stack}_{name}", f"https://127.0.0.1{path}")
+            assert re.search(r"^probe_success 1$", metrics, re.M), (stack, name, metrics[-800:])
+        metrics = blackbox(multi, "smtp_banner", f"{ADDRESS[stack]}:25")
+        assert re.search(r"^probe_success 1$", metrics, re.M), (stack, metrics[-800:])
+    config = multi.file("/etc/prometheus/prometheus.yml").content_string
+    for stack in ("north", "south", "west"):
+        assert f'stack: "{stack}", probe: app, hostname: "app.{stack}.owlat.test"' in config, config
+        assert f'- targets: ["{ADDRESS[stack]}:25"]\n        labels: {{stack: "{stack}"}}' in config, config
+    assert "east.owlat.test" not in config and ADDRESS["east"] not in config
+    external = config.split("external_labels:")[1].split("remote_write:")[0]
+    assert "host: owlat-mol-stacks1" in external and "stack:" not in external, external
+    for stack in ("north", "south", "west"):  # the stack exporter's targets, one file per stack (every 15 s)
+        for _ in range(30):
+            if multi.file(f"/var/lib/owlat/monitoring/targets/{stack}.json").exists:
+                break
+            time.sleep(1)
+        targets = json.loads(multi.file(f"/var/lib/owlat/monitoring/targets/{stack}.json").content_string)
+        assert {t["labels"]["service"] for t in targets} >= {"convex", "web", "mta", "redis"}, targets
+        assert {t["labels"]["stack"] for t in targets} == {stack}, targets
+    assert started(multi) == before
+    rc, out = run_playbook("owlat.selfhost.monitoring", "-l", MULTI, "-e", json.dumps(variables))
+    assert rc == 0 and recap(out)[MULTI]["changed"] == 0, out[-3000:]
