@@ -56,10 +56,13 @@ def args_for(dirs, *extra):
 
 
 # The description the stack role writes into the deploy record (roles/stack/vars/main.yml owlat_stack_services).
-SERVICES = [{"name": "convex", "spec": {"image": "convex_backend", "required": True}},
-            {"name": "web", "spec": {"image": "web", "required": True}},
-            {"name": "mta", "spec": {"image": "mta", "required": True}},
-            {"name": "redis", "spec": {"image": "redis", "required": True}},
+SERVICES = [{"name": "convex", "spec": {"image": "convex_backend", "required": True, "port": 3210,
+                                        "health": {"kind": "http", "path": "/version"}, "metrics": "/metrics"}},
+            {"name": "web", "spec": {"image": "web", "required": True, "port": 3000,
+                                     "health": {"kind": "http", "path": "/api/instance-info"}}},
+            {"name": "mta", "spec": {"image": "mta", "required": True, "port": 3100, "health": {"kind": "mta", "path": "/health"},
+                                     "metrics": "/metrics"}},
+            {"name": "redis", "spec": {"image": "redis", "required": True, "port": 6379, "health": {"kind": "tcp"}}},
             {"name": "convex-deploy", "spec": {"image": "convex_deploy", "job": True}}]
 
 
@@ -96,10 +99,37 @@ def test_release_and_containers_of_a_stack(dirs):
     assert "convex-deploy" not in text and "other" not in text
     targets = json.loads((dirs / "targets" / "owlat.json").read_text())
     assert targets == [
-        {"labels": {"service": "convex", "stack": "owlat"}, "targets": ["172.20.0.5"]},
-        {"labels": {"service": "redis", "stack": "owlat"}, "targets": ["172.20.0.7"]},
-        {"labels": {"service": "web", "stack": "owlat"}, "targets": ["172.20.0.6"]},
+        {"labels": {"service": "convex", "stack": "owlat", "__health_module": "http_2xx",
+                    "__health_target": "http://172.20.0.5:3210/version", "__metrics_address": "172.20.0.5:3210",
+                    "__metrics_path": "/metrics"}, "targets": ["172.20.0.5"]},
+        {"labels": {"service": "redis", "stack": "owlat", "__health_module": "tcp_connect",
+                    "__health_target": "172.20.0.7:6379"}, "targets": ["172.20.0.7"]},
+        {"labels": {"service": "web", "stack": "owlat", "__health_module": "http_2xx",
+                    "__health_target": "http://172.20.0.6:3000/api/instance-info"}, "targets": ["172.20.0.6"]},
     ]
+
+
+def test_a_record_from_before_ports_gives_plain_targets(dirs):
+    record(dirs, "owlat", services=[{"name": s["name"], "spec": {"image": s["spec"]["image"]}} for s in SERVICES])
+    exporter.run_once(args_for(dirs), FakeDocker([container("c1", "owlat-convex")]), now=1000.0)
+    targets = json.loads((dirs / "targets" / "owlat.json").read_text())
+    assert targets == [{"labels": {"service": "convex", "stack": "owlat"}, "targets": ["172.20.0.5"]}]
+
+
+def test_every_health_check_of_the_stacks_description_has_a_blackbox_module():
+    """The exporter names a module for each kind of check the stack role's description uses, and the monitoring
+    role's blackbox configuration defines each of those modules."""
+    import yaml
+
+    root = SCRIPT.parents[3]
+    described = yaml.safe_load((root / "roles/stack/vars/main.yml").read_text())["owlat_stack_services"]
+    kinds = {spec["health"]["kind"] for spec in described.values() if spec.get("health")}
+    assert kinds and kinds <= set(exporter.HEALTH_MODULES), kinds
+    assert all(spec.get("port") for spec in described.values() if spec.get("health") or spec.get("metrics"))
+    modules = yaml.safe_load((root / "roles/monitoring/vars/main.yml").read_text())["owlat_monitoring_blackbox_modules"]
+    assert set(exporter.HEALTH_MODULES.values()) <= set(modules)
+    blackbox = (root / "roles/monitoring/templates/blackbox.yml.j2").read_text()
+    assert all("\n  %s:\n" % module in blackbox for module in exporter.HEALTH_MODULES.values())
 
 
 def test_cgroup_v1_working_set():

@@ -188,6 +188,29 @@ def test_a_second_run_changes_nothing(multi):
     assert runs[MULTI] <= 3 and runs[SOLO] <= 3, runs
 
 
+def test_a_reload_of_the_hosts_caddy_not_known_to_have_worked_is_done_again(multi):
+    """The host's Caddy remembers what it was last reloaded with, successfully (/etc/owlat/_proxy/served). When that
+    is not what its files say - a reload that failed, a run stopped between a write and the reload - the next plain
+    run reloads it (and touches nothing else); the run after changes nothing."""
+    served = multi.file("/etc/owlat/_proxy/served")
+    assert served.exists, "site.yml wrote no record of what the host's Caddy serves"
+    lines = served.content_string.split()
+    assert [line.split("=")[0] for line in lines] == ["Caddyfile", "north.caddy", "south.caddy", "west.caddy"], lines
+    multi.check_output("echo 'Caddyfile=reload-that-failed' > /etc/owlat/_proxy/served")
+    before = started(multi)
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0, out[-3000:]
+    stats = recap(out)
+    assert stats[MULTI]["changed"] == 2, stats  # the reload, and the record of it
+    assert all(s["changed"] == 0 for host, s in stats.items() if host != MULTI), stats
+    reload = out.split("Proxy | Host | Apply changed sites]", 1)[1].split("TASK [", 1)[0]
+    assert f"changed: [{MULTI}]" in reload, reload
+    assert served.content_string.split() == lines
+    assert started(multi) == before  # a reload, not a restart
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+
+
 def test_a_limit_selects_a_host_with_its_stacks_or_is_refused(multi, solo):
     before, solo_before = started(multi), started(solo)
     rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", MULTI))

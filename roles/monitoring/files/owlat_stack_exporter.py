@@ -12,7 +12,9 @@ access to the Docker socket. Every ``--interval`` seconds, for each stack (a dep
   ``owlat_container_running``, ``owlat_container_healthy``, ``owlat_container_restart_count``,
   ``owlat_container_memory_working_set_bytes``, ``owlat_container_memory_limit_bytes``;
 * ``<targets dir>/<stack>.json``: one file_sd target per running container (its address on the
-  ``<stack>-net`` network, labels ``stack`` and ``service``), for the scrape and probe jobs.
+  ``<stack>-net`` network, labels ``stack`` and ``service``; from the record's description of the service, where
+  its health check and metrics are: ``__health_module``, ``__health_target``, ``__metrics_address``,
+  ``__metrics_path``), for the scrape and probe jobs.
 
 Containers of a stack are the ones labelled ``owlat.stack=<stack>`` (service: ``owlat.service``); unlabelled
 ones (deployed before the labels) only under the names the deploy record's description lists. One-shot jobs of
@@ -219,8 +221,30 @@ def render_metrics(stack, record, services, now):
     return "\n".join(lines) + "\n"
 
 
-def render_targets(stack, services):
-    targets = [{"targets": [svc["ip"]], "labels": {"stack": stack, "service": svc["service"]}}
+# The blackbox module of each kind of health check the stack's description names (roles/monitoring/templates/blackbox.yml.j2).
+HEALTH_MODULES = {"http": "http_2xx", "mta": "mta_health", "tcp": "tcp_connect", "clamd": "clamd_ping"}
+
+
+def target_labels(stack, service, ip, spec):
+    """file_sd labels of a running container: stack and service, and from the description of its service (the deploy
+    record's) where its health check and metrics are - labels starting with __, which Prometheus drops after
+    relabelling. A record written before the description had ports lists none: its services are neither probed nor
+    scraped until site.yml writes the record again."""
+    labels = {"stack": stack, "service": service}
+    port, health = spec.get("port"), spec.get("health") or {}
+    if port and health.get("kind") in HEALTH_MODULES:
+        address = "%s:%s" % (ip, port)
+        labels["__health_module"] = HEALTH_MODULES[health["kind"]]
+        labels["__health_target"] = "http://%s%s" % (address, health.get("path") or "/") if health["kind"] in ("http", "mta") else address
+    if port and spec.get("metrics"):
+        labels["__metrics_address"] = "%s:%s" % (ip, port)
+        labels["__metrics_path"] = spec["metrics"]
+    return labels
+
+
+def render_targets(stack, services, described=None):
+    described = described or {}
+    targets = [{"targets": [svc["ip"]], "labels": target_labels(stack, svc["service"], svc["ip"], described.get(svc["service"]) or {})}
                for svc in services if svc["running"] and svc["ip"]]
     return json.dumps(targets, indent=2, sort_keys=True) + "\n"
 
@@ -252,9 +276,9 @@ def run_once(args, docker, now=None):
     records = read_records(args.facts_dir)
     stacks = sorted(set(records) | set(args.stack))
     docker_up = 1
+    described = {stack: described_services(records.get(stack)) for stack in stacks}
     try:
-        found = collect(docker, stacks, tuple(args.ignore),
-                        {stack: described_services(records.get(stack)) for stack in stacks})
+        found = collect(docker, stacks, tuple(args.ignore), described)
     except DockerError as exc:
         print("owlat-stack-exporter: %s" % exc, file=sys.stderr)
         docker_up, found = 0, None
@@ -267,7 +291,7 @@ def run_once(args, docker, now=None):
                  'owlat_stack_exporter_docker_up{stack="%s"} %d\n' % (_esc(stack), docker_up))
         write_if_changed(os.path.join(args.textfile_dir, "owlat_stack_%s.prom" % stack), text)
         if found is not None:
-            write_if_changed(os.path.join(args.targets_dir, "%s.json" % stack), render_targets(stack, services))
+            write_if_changed(os.path.join(args.targets_dir, "%s.json" % stack), render_targets(stack, services, described[stack]))
     return stacks
 
 

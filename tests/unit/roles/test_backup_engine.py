@@ -248,6 +248,14 @@ def test_the_data_to_back_up_is_the_stacks_description(engine, tmp_path, monkeyp
                                         "worker_data": "s1-worker-data", "worker_cache": "s1-worker-cache"}
 
 
+def test_after_a_cold_backup_convex_is_waited_for_where_the_description_says(engine, tmp_path, monkeypatch):
+    write_record(engine, "s1", [{"name": "convex", "spec": {"data": ["convex-data"], "port": 3299,
+                                                             "health": {"kind": "http", "path": "/ready"}}},
+                                {"name": "redis", "spec": {"data": ["redis-data"]}}])
+    calls, _ = fake_cold_run(engine, tmp_path, monkeypatch)
+    assert ("wait", "http://10.0.0.2:3299/ready") in calls, calls
+
+
 def test_a_record_without_the_description_of_data_backs_up_what_stacks_always_had(engine, tmp_path, monkeypatch):
     write_record(engine, "s1", [{"name": "convex", "spec": {"image": "convex_backend"}}])
     assert engine.volumes("s1", {}) == {"convex_data": "s1-convex-data", "redis_data": "s1-redis-data"}
