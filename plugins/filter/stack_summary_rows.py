@@ -14,6 +14,8 @@ description:
     url, services - from what the roles measured (C(owlat_convex_health), C(owlat_app_health), C(owlat_proxy_health);
     for a stack of a host with several, its C(<stack>/) checks in the host's Caddy call). A stack without
     results is told as removed, check mode, or not deployed.
+  - A stack of a host that site.yml's fast path found as its last complete run left it (C(_owlat_converged), see
+    M(owlat.selfhost.owlat_converged)) shows the recorded release and URL and how many of its containers run.
 """
 
 EXAMPLES = r"""

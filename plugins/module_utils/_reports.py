@@ -45,10 +45,27 @@ def _services(result):
     return list(_get(result or {}, "services", []) or [])
 
 
+def _converged_row(host, hv, fast):
+    """The row of a stack whose host the fast path found as its last complete run left it (owlat_converged)."""
+    recorded = _get(fast, "stacks", {})
+    name = _get(hv, "owlat_stack_name") if _get(hv, "owlat_stack_machine") else None
+    if name is None and len(recorded) == 1:
+        name = list(recorded)[0]
+    row = _get(recorded, name, {})
+    services = "as the run of %s left it (%s containers running)" % (
+        _get(fast, "recorded_at", "?"), _get(row, "running", "?"))
+    return {"host": host, "stack": name or "-", "release": _get(row, "release", "-"), "url": _get(row, "url", "-"),
+            "services": services}
+
+
 def stack_summary_rows(hostvars, hosts):
     rows = []
     for host in hosts:
         hv = hostvars[host]
+        fast = _get(hostvars[_get(hv, "owlat_stack_machine", host)], "_owlat_converged", {})
+        if _get(fast, "converged", False):
+            rows.append(_converged_row(host, hv, fast))
+            continue
         current = _get(hv, "owlat_stack_current", {})
         stack = _get(current, "name", _get(hv, "owlat_stack_name", "-"))
         checks = _services(_get(hv, "owlat_convex_health")) + _services(_get(hv, "owlat_app_health"))

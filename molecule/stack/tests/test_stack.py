@@ -398,7 +398,7 @@ def test_a_container_changed_by_hand_is_put_back_and_the_others_left_alone(host)
     assert rc == 0 and recap and recap.group(1) == "0", out[-3000:]
 
 
-def test_files_and_deployment_env_changed_by_hand_are_put_back_then_a_no_op_is_three_module_runs(host, tmp_path):
+def test_files_and_deployment_env_changed_by_hand_are_put_back_then_a_no_op_is_one_module_run(host, tmp_path):
     """Drift the plain run must find although a converged run reads the host only once: an edited Caddyfile, a
     Redis config with a wrong mode, a deployment variable changed and one removed through the Convex API."""
     from converge_run import run_playbook
@@ -431,7 +431,11 @@ def test_files_and_deployment_env_changed_by_hand_are_put_back_then_a_no_op_is_t
     recap = re.search(r"owlat-mol-stack\s+: ok=\d+\s+changed=(\d+)", out)
     assert rc == 0 and recap and recap.group(1) == "0", out[-3000:]
     runs = json.loads(runs_file.read_text())["hosts"]["owlat-mol-stack"]["runs"]
-    assert runs <= 3, f"a no-op ran {runs} modules on the host:\n" + out[-4000:]
+    # The fast path: one read of the host against the record of the repairing run, nothing else.
+    assert runs == 1, f"a no-op ran {runs} modules on the host:\n" + out[-4000:]
+    assert "owlat-mol-stack: as its run of" in out and "nothing to do" in out, out[-3000:]
+    assert re.search(r"^owlat-mol-stack\s+owlat\s+\S+\s+https://\S+\s+as the run of \S+ left it \(\d+ containers running\)",
+                     out, re.M), out[-3000:]
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -61,3 +61,20 @@ def test_status_report_rows_problems_and_hosts_without_a_result():
     assert report["problems"] == ["a: disk 91 %", "b: no status (unreachable or failed)", "c: no status (unreachable or failed)"]
     assert report["hosts"]["a"] == {"stacks": ["acme"], "disks": [1], "docker": {"v": 1}, "problems": ["disk 91 %"]}
     assert report["hosts"]["c"] == {"stacks": [], "disks": [], "docker": {}, "problems": []}
+
+
+def test_stack_summary_rows_of_converged_hosts_come_from_their_record():
+    fast = {"converged": True, "recorded_at": "2026-12-06T18:00:00Z",
+            "stacks": {"north": {"release": "0.4.4", "url": "https://app.north.test", "running": 6},
+                       "south": {"release": "0.4.3", "url": "https://app.south.test", "running": 5}}}
+    solo = {"converged": True, "recorded_at": "T1", "stacks": {"owlat": {"release": "0.4.4", "url": "u", "running": 6}}}
+    hostvars = {"m1": {"_owlat_converged": fast}, "north@m1": {"owlat_stack_machine": "m1", "owlat_stack_name": "north"},
+                "south@m1": {"owlat_stack_machine": "m1", "owlat_stack_name": "south"},
+                "solo": {"_owlat_converged": solo},
+                "other": {"_owlat_converged": {"converged": False, "reasons": ["x"]}}}
+    rows = stack_summary_rows(hostvars, ["north@m1", "south@m1", "solo", "other"])
+    assert rows[0] == {"host": "north@m1", "stack": "north", "release": "0.4.4", "url": "https://app.north.test",
+                       "services": "as the run of 2026-12-06T18:00:00Z left it (6 containers running)"}
+    assert (rows[1]["stack"], rows[1]["release"]) == ("south", "0.4.3")
+    assert (rows[2]["stack"], rows[2]["release"], rows[2]["url"]) == ("owlat", "0.4.4", "u")
+    assert rows[3]["services"] == "not deployed (failed or unreachable: see above)"
