@@ -171,21 +171,62 @@ def test_removing_one_stack_keeps_its_data_and_leaves_the_others_untouched(multi
         assert_stack_answers(multi, stack)
 
 
-def test_a_second_run_changes_nothing(multi):
-    before = started(multi)
+RECORD = "/var/lib/owlat/converged.json"
+
+
+def module_runs(out):
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+runs=(\d+)\s+changed=", out, re.M)}
+
+
+def test_a_second_run_changes_nothing(multi, solo):
+    """The fast path: each host read once against the record of the run that applied all its stacks. Then the full
+    path, as after upgrading the collection (the records gone): it too finds nothing to change."""
+    before, solo_before = started(multi), started(solo)
     t0 = time.monotonic()
     rc, out = converge("north", "south", "east", "west", changes=REMOVED)
     assert rc == 0, out[-3000:]
     stats = recap(out)
     assert stats and all(s["changed"] == 0 for s in stats.values()), stats
-    assert started(multi) == before
-    print(f"no-op of 3 present stacks + 1 removed + 1 one-stack host: {time.monotonic() - t0:.1f} s")
-    runs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+runs=(\d+)\s+changed=", out, re.M)}
+    print(f"no-op of 3 present stacks + 1 removed + 1 one-stack host, fast path: {time.monotonic() - t0:.1f} s")
+    runs = module_runs(out)
+    assert runs == {MULTI: 1, SOLO: 1}, runs
+    for host in (MULTI, SOLO):
+        assert re.search(rf"^\s*{host}: as its run of \S+ left it, nothing to do$", out, re.M), out[-3000:]
+    for stack in ("north", "south", "west"):
+        assert re.search(rf"^\s*{stack}@{MULTI}\s+{stack}\s+0\.4\.\d\s+https://\S+\s+as the run of", out, re.M), out[-3000:]
+
+    multi.check_output(f"rm {RECORD}")
+    solo.check_output(f"rm {RECORD}")
+    t0 = time.monotonic()
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0, out[-3000:]
+    stats = recap(out)
+    assert stats and all(s["changed"] == 0 for s in stats.values()), stats
+    assert started(multi) == before and started(solo) == solo_before
+    print(f"the same, full path: {time.monotonic() - t0:.1f} s")
+    runs = module_runs(out)
     print(runs)
-    # Host-side module runs of a no-op: each present stack its probe (and facts); the host with several stacks its
-    # facts, Caddy's container and the one health call for all of them; the removed one its facts and one read.
+    # Host-side module runs of the full path: each present stack its probe (and facts); the host with several stacks
+    # the fast path's check, its facts, Caddy's container and the one health call for all of them; the removed one its
+    # facts and one read.
     assert all(runs[f"{s}@{MULTI}"] <= 2 for s in ("north", "south", "west", "east")), runs
-    assert runs[MULTI] <= 3 and runs[SOLO] <= 3, runs
+    assert runs[MULTI] <= 4 and runs[SOLO] <= 4, runs
+    assert multi.file(RECORD).mode == 0o600 and solo.file(RECORD).exists, "the full path wrote no record"
+
+
+def test_drift_by_hand_on_a_host_with_several_stacks_takes_the_full_path_and_is_repaired(multi):
+    """A stopped container of one stack: the fast path sees it, the full run starts it and touches nothing else."""
+    before = started(multi)
+    multi.check_output("docker stop south-mta")
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0, out[-3000:]
+    assert re.search(rf"^\s*{MULTI}: full run: container south-mta is exited", out, re.M), out[-3000:]
+    assert multi.check_output("docker inspect -f '{{.State.Status}}' south-mta") == "running"
+    after = started(multi)
+    assert {n: t for n, t in after.items() if n != "south-mta"} == {n: t for n, t in before.items() if n != "south-mta"}
+    rc, out = converge("north", "south", "east", "west", changes=REMOVED)
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+    assert module_runs(out)[MULTI] == 1, out[-3000:]
 
 
 def test_a_reload_of_the_hosts_caddy_not_known_to_have_worked_is_done_again(multi):
@@ -218,12 +259,14 @@ def test_a_limit_selects_a_host_with_its_stacks_or_is_refused(multi, solo):
     assert re.search(rf"host {MULTI} runs several stacks \(owlat_stacks\), and the limit selects none of them.*"
                      rf"--limit '{MULTI},\*@{MULTI}'", re.sub(r"\s+", " ", out)), out[-3000:]
     assert all(s["changed"] == 0 for s in recap(out).values())
+    multi.check_output(f"rm -f {RECORD}")  # the full path, so that the stacks the limit selects do run
     rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", f"{MULTI},*@{MULTI}"))
     assert rc == 0, out[-3000:]
     stats = recap(out)
     assert set(stats) == {MULTI} | {f"{s}@{MULTI}" for s in ("north", "south", "east", "west")}, stats
     assert all(s["changed"] == 0 for s in stats.values()), stats
     # A group of the host selects its stacks too.
+    multi.check_output(f"rm -f {RECORD}")
     rc, out = converge("north", "south", "east", "west", changes=REMOVED, extra=("-l", "owlat_hosts"))
     assert rc == 0 and {f"{s}@{MULTI}" for s in ("north", "south", "west")} <= set(recap(out)), out[-3000:]
     assert started(multi) == before and started(solo) == solo_before
