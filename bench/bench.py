@@ -7,7 +7,7 @@ For each N (default 1, 3, 10), on N fresh private lab hosts (bench/fleet.py, pre
   first deploy site.yml on fresh hosts (owlat-lab/host-docker: docker.io preinstalled, the docker role
                configures it)
   no-op        site.yml again: wall time, host-side module runs per host (owlat.selfhost.module_runs), changes
-  ratio        no-op / ping floor (target <= 8 on 10 hosts)
+  ratio        no-op / ping floor (target <= 4 on 10 hosts)
   upgrade      upgrade.yml to the newest catalog release, when the collection has it
   status       status.yml (read-only report)
   mitogen      ping, no-op and status again with Mitogen's strategy (mitogen_linear), when it loads

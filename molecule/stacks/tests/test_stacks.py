@@ -191,7 +191,7 @@ def test_a_second_run_changes_nothing(multi, solo):
     runs = module_runs(out)
     assert runs == {MULTI: 1, SOLO: 1}, runs
     for host in (MULTI, SOLO):
-        assert re.search(rf"^\s*{host}: as its run of \S+ left it, nothing to do$", out, re.M), out[-3000:]
+        assert re.search(rf"{host}: as its run of \S+ left it, nothing to do", re.sub(r"\s+", " ", out)), out[-3000:]
     for stack in ("north", "south", "west"):
         assert re.search(rf"^\s*{stack}@{MULTI}\s+{stack}\s+0\.4\.\d\s+https://\S+\s+as the run of", out, re.M), out[-3000:]
 
@@ -207,10 +207,10 @@ def test_a_second_run_changes_nothing(multi, solo):
     runs = module_runs(out)
     print(runs)
     # Host-side module runs of the full path: each present stack its probe (and facts); the host with several stacks
-    # the fast path's check, its facts, Caddy's container and the one health call for all of them; the removed one its
-    # facts and one read.
+    # the fast path's check, its facts, Caddy's container, the one health call for all of them and the new record;
+    # the removed one its facts and one read.
     assert all(runs[f"{s}@{MULTI}"] <= 2 for s in ("north", "south", "west", "east")), runs
-    assert runs[MULTI] <= 4 and runs[SOLO] <= 4, runs
+    assert runs[MULTI] <= 5 and runs[SOLO] <= 5, runs
     assert multi.file(RECORD).mode == 0o600 and solo.file(RECORD).exists, "the full path wrote no record"
 
 
@@ -220,7 +220,7 @@ def test_drift_by_hand_on_a_host_with_several_stacks_takes_the_full_path_and_is_
     multi.check_output("docker stop south-mta")
     rc, out = converge("north", "south", "east", "west", changes=REMOVED)
     assert rc == 0, out[-3000:]
-    assert re.search(rf"^\s*{MULTI}: full run: container south-mta is exited", out, re.M), out[-3000:]
+    assert f"{MULTI}: full run: container south-mta is exited" in re.sub(r"\s+", " ", out), out[-3000:]
     assert multi.check_output("docker inspect -f '{{.State.Status}}' south-mta") == "running"
     after = started(multi)
     assert {n: t for n, t in after.items() if n != "south-mta"} == {n: t for n, t in before.items() if n != "south-mta"}
