@@ -437,6 +437,15 @@ def test_files_and_deployment_env_changed_by_hand_are_put_back_then_a_no_op_is_o
     assert re.search(r"^\s*owlat-mol-stack\s+owlat\s+\S+\s+https://\S+\s+as the run of \S+ left it \(\d+ containers running\)",
                      out, re.M), out[-3000:]
 
+    # A deployment variable changed through the API, and nothing else: the fast path sees it too.
+    host.check_output(f"curl -fsS -X POST -H 'Content-Type: application/json' -H 'Authorization: Convex {key}' "
+                      f"-d '{changes}' http://{ip}:3210/api/v1/update_environment_variables")
+    rc, out = run_playbook("owlat.selfhost.site")
+    assert rc == 0, out[-3000:]
+    assert "full run: the Convex deployment environment of stack owlat changed" in re.sub(r"\s+", " ", out), out[-3000:]
+    assert json.loads(host.check_output(
+        f"curl -fsS -H 'Authorization: Convex {key}' http://{ip}:3210/api/v1/list_environment_variables")) == env_before
+
 
 # ---------------------------------------------------------------------------------------------------
 # Upstream's own client, through Caddy, with the stack's admin key
