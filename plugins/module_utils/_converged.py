@@ -30,6 +30,8 @@ RECORD_VERSION = 1
 # Host-wide things the roles write besides the stacks' configuration directories (docker role, backup role, deploy
 # records, the host's Caddy): globs, so a file that appears (an interrupted upgrade's marker) counts too.
 HOST_GLOBS = (
+    # The OS release (the roles read it as facts: Docker's apt repository, the platform check).
+    "/usr/lib/os-release",
     "/etc/docker/daemon.json",
     "/etc/docker/owlat-*",
     "/etc/docker/certs.d/*",

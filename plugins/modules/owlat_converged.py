@@ -111,8 +111,9 @@ attributes:
     description: Debian hosts with Docker Engine; only the Python standard library is needed on the host.
 notes:
   - Host-wide paths read besides the stacks' own ones are the docker role's C(/etc/docker) files, the backup role's
-    C(/etc/owlat-backup), C(/usr/local/sbin/owlat-backup) and units, and the deploy records in
-    C(/etc/ansible/facts.d).
+    C(/etc/owlat-backup), C(/usr/local/sbin/owlat-backup) and units, the deploy records in
+    C(/etc/ansible/facts.d), and C(/usr/lib/os-release).
+  - IPv6 link-local addresses are left out of the host's addresses (a container's restart gives its veth a new one).
 seealso:
   - module: owlat.selfhost.owlat_stack_state
 """

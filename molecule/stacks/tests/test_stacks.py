@@ -466,3 +466,26 @@ def test_monitoring_watches_every_stack_of_a_host_with_several(multi):
     assert started(multi) == before
     rc, out = run_playbook("owlat.selfhost.monitoring", "-l", MULTI, "-e", json.dumps(variables))
     assert rc == 0 and recap(out)[MULTI]["changed"] == 0, out[-3000:]
+
+
+def test_a_stack_taken_off_its_host_stops_its_backups_and_leaves_the_others(multi, solo):
+    """south (backed up, hot) taken off its host: its containers go and its backup timers stop and are disabled, so no
+    nightly backup of a stack that is gone runs and fails; its volumes, secrets and repository settings stay (for
+    restore.yml); north's timers and every other container are untouched. The next run changes nothing."""
+    changes = {**BACKUPS, "north": {**BACKUPS["north"], "owlat_stack_release": "0.4.4"},  # upgraded above
+               "south": {**BACKUPS["south"], "owlat_stack_present": False}}
+    before, solo_before = started(multi), started(solo)
+    rc, out = converge("north", "south", "east", "west", changes=changes)
+    assert rc == 0, out[-3000:]
+    after = started(multi)
+    assert not [n for n in after if n.startswith("south-")], after
+    assert after == {n: t for n, t in before.items() if not n.startswith("south-")}
+    assert started(solo) == solo_before
+    for timer in ("owlat-backup@south.timer", "owlat-backup-check@south.timer"):
+        assert not multi.service(timer).is_enabled and not multi.service(timer).is_running, timer
+    for timer in ("owlat-backup@north.timer", "owlat-backup-check@north.timer"):
+        assert multi.service(timer).is_enabled and multi.service(timer).is_running, timer
+    assert multi.file("/etc/owlat/south/secrets.env").exists and multi.file("/etc/owlat-backup/south.json").exists
+    assert {"south-convex-data", "south-redis-data"} <= set(multi.check_output("docker volume ls -q").split())
+    rc, out = converge("north", "south", "east", "west", changes=changes)
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
