@@ -45,6 +45,18 @@ def _services(result):
     return list(_get(result or {}, "services", []) or [])
 
 
+def converged_lines(hostvars, hosts):
+    lines = []
+    for host in hosts:
+        fast = _get(hostvars[host], "_owlat_converged", {})
+        if _get(fast, "converged", False):
+            lines.append("%s: as its run of %s left it, nothing to do" % (host, _get(fast, "recorded_at", "?")))
+        else:
+            reasons = _get(fast, "reasons") or [_get(fast, "msg", "the check failed")]
+            lines.append("%s: full run: %s" % (host, "; ".join(str(r) for r in reasons)))
+    return lines
+
+
 def _converged_row(host, hv, fast):
     """The row of a stack whose host the fast path found as its last complete run left it (owlat_converged)."""
     recorded = _get(fast, "stacks", {})

@@ -1,5 +1,6 @@
 from ansible_collections.owlat.selfhost.plugins.filter.host_results import host_results
 from ansible_collections.owlat.selfhost.plugins.filter.report_table import report_table
+from ansible_collections.owlat.selfhost.plugins.filter.converged_lines import converged_lines
 from ansible_collections.owlat.selfhost.plugins.filter.stack_summary_rows import stack_summary_rows
 from ansible_collections.owlat.selfhost.plugins.filter.status_report import status_report
 
@@ -78,3 +79,16 @@ def test_stack_summary_rows_of_converged_hosts_come_from_their_record():
     assert (rows[1]["stack"], rows[1]["release"]) == ("south", "0.4.3")
     assert (rows[2]["stack"], rows[2]["release"], rows[2]["url"]) == ("owlat", "0.4.4", "u")
     assert rows[3]["services"] == "not deployed (failed or unreachable: see above)"
+
+
+def test_converged_lines_say_which_hosts_have_nothing_to_do_and_why_the_others_run():
+    hostvars = {"a": {"_owlat_converged": {"converged": True, "recorded_at": "T1", "reasons": []}},
+                "b": {"_owlat_converged": {"converged": False, "reasons": ["container x-web is gone", "file /f changed"]}},
+                "c": {"_owlat_converged": {"failed": True, "msg": "python not found"}},
+                "d": {}}
+    assert converged_lines(hostvars, ["a", "b", "c", "d"]) == [
+        "a: as its run of T1 left it, nothing to do",
+        "b: full run: container x-web is gone; file /f changed",
+        "c: full run: python not found",
+        "d: full run: the check failed",
+    ]
