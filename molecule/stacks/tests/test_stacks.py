@@ -489,3 +489,45 @@ def test_a_stack_taken_off_its_host_stops_its_backups_and_leaves_the_others(mult
     assert {"south-convex-data", "south-redis-data"} <= set(multi.check_output("docker volume ls -q").split())
     rc, out = converge("north", "south", "east", "west", changes=changes)
     assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+
+
+def test_a_stack_is_retired_for_good_after_a_final_backup_and_the_others_untouched(multi, solo):
+    """remove.yml: refused without the stack's name as confirmation (no change); then a final backup read back from the
+    repository, and everything of north on the host goes - containers, volumes, secrets, backup timers and settings,
+    proxy site, deploy record - while west and south's kept data, the host's Caddy and the other host stay. The
+    repository keeps the final backup. A second run changes nothing."""
+    changes = {**BACKUPS, "north": {**BACKUPS["north"], "owlat_stack_release": "0.4.4"},
+               "south": {**BACKUPS["south"], "owlat_stack_present": False}}
+    variables = json.dumps({"lab_stacks": ["north", "south", "east", "west"], "lab_stack_changes": changes})
+    before, solo_before = started(multi), started(solo)
+    rc, out = run_playbook("owlat.selfhost.remove", "-e", variables, "-e", f"owlat_remove_stack=north@{MULTI}")
+    assert rc != 0 and "confirm with -e owlat_remove_confirm=north" in re.sub(r"\s+", " ", out), out[-3000:]
+    assert started(multi) == before and multi.file("/etc/owlat/north/secrets.env").exists
+
+    t0 = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.remove", "-e", variables, "-e", f"owlat_remove_stack=north@{MULTI}",
+                           "-e", "owlat_remove_confirm=north")
+    assert rc == 0, out[-4000:]
+    print(f"remove.yml, north with a final cold backup: {time.monotonic() - t0:.1f} s")
+    assert re.search(rf"north@{MULTI}\s+north\s+[0-9a-f]{{8}} \(cold\)\s+[1-9]\d*\s+retired", out), out[-3000:]
+    after = started(multi)
+    assert after == {n: t for n, t in before.items() if not n.startswith("north-")}, (before, after)
+    assert started(solo) == solo_before
+    volumes = multi.check_output("docker volume ls -q").split()
+    assert not [v for v in volumes if v.startswith("north-")], volumes
+    assert {"south-convex-data", "west-convex-data"} <= set(volumes)
+    for path in ("/etc/owlat/north", "/etc/owlat/_proxy/sites/north.caddy", "/etc/ansible/facts.d/owlat_north.fact",
+                 "/etc/owlat-backup/north.json", "/etc/systemd/system/owlat-backup@north.timer",
+                 "/var/lib/owlat/backup/north.json"):
+        assert not multi.file(path).exists, path
+    assert "north.caddy=" not in multi.file("/etc/owlat/_proxy/served").content_string
+    final = json.loads(multi.check_output(
+        "RESTIC_PASSWORD=lab-backup-north restic -r /var/backups/owlat/north snapshots --tag final --json"))
+    assert len(final) == 1, final
+    assert_stack_answers(multi, "west")
+
+    rc, out = run_playbook("owlat.selfhost.remove", "-e", variables, "-e", f"owlat_remove_stack=north@{MULTI}",
+                           "-e", "owlat_remove_confirm=north")
+    assert rc == 0 and all(s["changed"] == 0 for s in recap(out).values()), out[-3000:]
+    assert re.search(rf"north@{MULTI}\s+north\s+none \(nothing deployed\)\s+0\s+nothing left to remove", out), out[-3000:]
+    assert started(multi) == after
