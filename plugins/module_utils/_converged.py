@@ -201,6 +201,18 @@ def stack_counts(spec, current):
     return out
 
 
+def write_record(path, record):
+    """The record, root-only (0600), replaced atomically. Its directory is made world-readable (0755) when missing:
+    /var/lib/owlat also holds what others read (the monitoring agent's scrape targets)."""
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(record, fh, sort_keys=True)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
 def check(api, record, inputs, run):
     """(converged, reasons, counts) of the host against its record and this run's inputs."""
     if not record or record.get("version") != RECORD_VERSION:

@@ -167,11 +167,10 @@ record_written:
 
 import datetime
 import json
-import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.owlat.selfhost.plugins.module_utils._converged import RECORD_VERSION, check, fingerprint
-from ansible_collections.owlat.selfhost.plugins.module_utils._files import ensure_private_dir, read_text
+from ansible_collections.owlat.selfhost.plugins.module_utils._converged import RECORD_VERSION, check, fingerprint, write_record
+from ansible_collections.owlat.selfhost.plugins.module_utils._files import read_text
 from ansible_collections.owlat.selfhost.plugins.module_utils._status import STACK_NAME_RE, DockerAPI, DockerError
 
 
@@ -244,13 +243,7 @@ def main():
     if not record["state"].get("engine", True):
         module.fail_json(msg="record: the Docker Engine did not answer (%s)" % record["state"].get("engine_error"))
     if not module.check_mode:
-        ensure_private_dir(os.path.dirname(params["path"]))
-        tmp = params["path"] + ".tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, sort_keys=True)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, params["path"])
+        write_record(params["path"], record)
     module.exit_json(changed=False, converged=True, reasons=[], recorded_at=record["recorded_at"],
                      stacks=record["rows"], record_written=True)
 

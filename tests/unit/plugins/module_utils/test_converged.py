@@ -131,3 +131,11 @@ def test_a_record_holds_digests_not_secret_values(host):
     (conf / "secrets.env").write_text("REDIS_PASSWORD=0123456789abcdef0123456789abcdef\n")
     state = read(FakeAPI([container("acme-web")]), spec)
     assert "0123456789abcdef0123456789abcdef" not in json.dumps(state)
+
+
+def test_the_record_is_root_only_and_its_new_directory_stays_readable_for_the_monitoring_agent(tmp_path):
+    path = tmp_path / "var/lib/owlat/converged.json"
+    _converged.write_record(str(path), {"version": 1, "inputs": "i"})
+    assert json.loads(path.read_text()) == {"version": 1, "inputs": "i"}
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o755  # the agent reads /var/lib/owlat/monitoring/targets
