@@ -10,8 +10,8 @@ short_description: site.yml's fast path, a line per host
 version_added: 0.5.0
 extends_documentation_fragment: [owlat.selfhost.hostvars_filter]
 description:
-  - For each host, from its C(_owlat_converged) result (M(owlat.selfhost.owlat_converged)) - C(<host>: as its run of
-    <time> left it, nothing to do), or C(<host>: full run: <reasons>) (the check's message when it failed).
+  - "For each host, from its C(_owlat_converged) result (M(owlat.selfhost.owlat_converged)): C(<host>: as its run of
+    <time> left it, nothing to do), or C(<host>: full run: <reasons>) (the check's message when it failed)."
 """
 
 EXAMPLES = r"""
