@@ -131,13 +131,15 @@ def env_digest(spec, probe):
 
 
 def fingerprint(api, spec, run):
-    """The host's state as ``spec`` (the record's stacks, paths and containers) says to read it."""
+    """The host's state as ``spec`` (the record's stacks: their containers, paths and Convex deployment) says to
+    read it."""
+    stacks = spec.get("stacks") or []
     out = dict(engine=True, containers={}, networks={}, volumes=[], convex={})
     try:
-        out["containers"] = containers(api, set(spec.get("containers") or []))
+        out["containers"] = containers(api, set(c for s in stacks for c in s.get("containers") or []))
         out["networks"] = labelled(api, "networks")
         out["volumes"] = labelled(api, "volumes")
-        for stack in spec.get("stacks") or []:
+        for stack in stacks:
             if stack.get("convex"):
                 backend = "%s-%s" % (stack["name"], stack["convex"].get("service", "convex"))
                 probe = {}
@@ -148,7 +150,7 @@ def fingerprint(api, spec, run):
                 out["convex"][stack["name"]] = env_digest(stack["convex"], probe)
     except DockerError as exc:
         out = dict(engine=False, engine_error=str(exc))
-    out["files"] = files(list(spec.get("paths") or []) + list(HOST_GLOBS))
+    out["files"] = files(sorted(set(p for s in stacks for p in s.get("paths") or [])) + list(HOST_GLOBS))
     out["units"] = units(run)
     out["addresses"] = addresses(run)
     return out

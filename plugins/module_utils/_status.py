@@ -68,6 +68,13 @@ ERROR_MAX = 200
 # ------------------------------------------------------------------------------------ Docker API
 
 
+# The options of every module that reads the Docker Engine API itself (doc fragment owlat.selfhost.docker_api).
+DOCKER_API_ARGS = dict(
+    docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+    timeout=dict(type="float", default=10),
+)
+
+
 class DockerError(Exception):
     """The Docker Engine API could not be asked or answered with an error."""
 

@@ -29,15 +29,8 @@ options:
   network:
     description: The stack's network, whose addresses are returned. Default C(<stack>-net).
     type: str
-  docker_host:
-    description: The Docker Engine API socket, as a C(unix://) URL.
-    type: str
-    default: unix:///var/run/docker.sock
-  timeout:
-    description: Seconds to wait for each answer of the Docker API.
-    type: float
-    default: 10
 extends_documentation_fragment:
+  - owlat.selfhost.docker_api
   - owlat.selfhost.attributes.read_only
 attributes:
   platform:
@@ -132,6 +125,7 @@ containers:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.owlat.selfhost.plugins.module_utils._status import (
+    DOCKER_API_ARGS,
     STACK_NAME_RE,
     DockerAPI,
     DockerError,
@@ -144,8 +138,7 @@ def main():
         argument_spec=dict(
             stack=dict(type="str", required=True),
             network=dict(type="str"),
-            docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-            timeout=dict(type="float", default=10),
+            **DOCKER_API_ARGS,
         ),
         supports_check_mode=True,
     )

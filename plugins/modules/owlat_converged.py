@@ -87,14 +87,8 @@ options:
         description: What the run's table shows for the stack while it stays converged (release, url).
         type: dict
         default: {}
-  docker_host:
-    description: The Docker Engine API socket, as a C(unix://) URL.
-    type: str
-    default: unix:///var/run/docker.sock
-  timeout:
-    description: Seconds to wait for each answer of the Docker API.
-    type: float
-    default: 10
+extends_documentation_fragment:
+  - owlat.selfhost.docker_api
 attributes:
   check_mode:
     support: full
@@ -171,7 +165,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.owlat.selfhost.plugins.module_utils._converged import RECORD_VERSION, check, fingerprint, write_record
 from ansible_collections.owlat.selfhost.plugins.module_utils._files import read_text
-from ansible_collections.owlat.selfhost.plugins.module_utils._status import STACK_NAME_RE, DockerAPI, DockerError
+from ansible_collections.owlat.selfhost.plugins.module_utils._status import DOCKER_API_ARGS, STACK_NAME_RE, DockerAPI, DockerError
 
 
 def read_record(path):
@@ -183,12 +177,8 @@ def read_record(path):
 
 
 def spec_of(stacks):
-    return dict(
-        stacks=[dict(name=s["name"], network=s.get("network") or s["name"] + "-net", convex=s.get("convex"),
-                     containers=s["containers"]) for s in stacks],
-        containers=sorted(set(c for s in stacks for c in s["containers"])),
-        paths=sorted(set(p for s in stacks for p in s["paths"])),
-    )
+    return dict(stacks=[dict(name=s["name"], network=s.get("network") or s["name"] + "-net", convex=s.get("convex"),
+                             containers=s["containers"], paths=s["paths"]) for s in stacks])
 
 
 def main():
@@ -210,8 +200,7 @@ def main():
                 )),
                 row=dict(type="dict", default={}),
             )),
-            docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-            timeout=dict(type="float", default=10),
+            **DOCKER_API_ARGS,
         ),
         supports_check_mode=True,
     )

@@ -91,14 +91,8 @@ options:
         description: Seconds to wait for each answer of the backend.
         type: int
         default: 10
-  docker_host:
-    description: The Docker Engine API socket, as a C(unix://) URL.
-    type: str
-    default: unix:///var/run/docker.sock
-  timeout:
-    description: Seconds to wait for each answer of the Docker API.
-    type: float
-    default: 10
+extends_documentation_fragment:
+  - owlat.selfhost.docker_api
 attributes:
   check_mode:
     support: full
@@ -224,7 +218,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.parameters import remove_values
 from ansible_collections.owlat.selfhost.plugins.module_utils._secrets import StackSecrets
 from ansible_collections.owlat.selfhost.plugins.module_utils._stack_state import read_stack
-from ansible_collections.owlat.selfhost.plugins.module_utils._status import STACK_NAME_RE, DockerAPI
+from ansible_collections.owlat.selfhost.plugins.module_utils._status import DOCKER_API_ARGS, STACK_NAME_RE, DockerAPI
 
 
 def main():
@@ -247,8 +241,7 @@ def main():
                 state_path=dict(type="path"),
                 timeout=dict(type="int", default=10),
             )),
-            docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
-            timeout=dict(type="float", default=10),
+            **DOCKER_API_ARGS,
         ),
         supports_check_mode=True,
     )

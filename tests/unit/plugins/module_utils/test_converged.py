@@ -49,8 +49,7 @@ def host(tmp_path):
     conf = tmp_path / "acme"
     conf.mkdir()
     (conf / "Caddyfile").write_text("app.acme.test { }\n")
-    spec = {"stacks": [{"name": "acme", "containers": ["acme-web", "acme-old"]}], "containers": ["acme-web", "acme-old"],
-            "paths": [str(conf)]}
+    spec = {"stacks": [{"name": "acme", "containers": ["acme-web", "acme-old"], "paths": [str(conf)]}]}
     return conf, spec
 
 
