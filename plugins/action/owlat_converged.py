@@ -11,6 +11,7 @@ down the full path, named in the reasons.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,14 +22,10 @@ from ansible.release import __version__ as ANSIBLE_VERSION
 
 _COLLECTION_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _COLLECTION_PARTS = ("galaxy.yml", "MANIFEST.json", "plugins", "roles", "playbooks")
-_collection_digest = None
 
 
-def collection_digest(root=_COLLECTION_ROOT):
-    """SHA-256 over the relative path and content of every file of the collection's parts (once per process)."""
-    global _collection_digest
-    if _collection_digest is not None and root == _COLLECTION_ROOT:
-        return _collection_digest
+def tree_digest(root):
+    """SHA-256 over the relative path and content of every file of the collection's parts under ``root``."""
     digest = hashlib.sha256()
     for part in _COLLECTION_PARTS:
         top = os.path.join(root, part)
@@ -40,9 +37,13 @@ def collection_digest(root=_COLLECTION_ROOT):
             digest.update(os.path.relpath(path, root).encode("utf-8") + b"\0")
             with open(path, "rb") as fh:
                 digest.update(hashlib.sha256(fh.read()).digest())
-    if root == _COLLECTION_ROOT:
-        _collection_digest = digest.hexdigest()
     return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def collection_digest():
+    """This collection's tree_digest, once per controller process (not once per host)."""
+    return tree_digest(_COLLECTION_ROOT)
 
 
 def _plain(value):

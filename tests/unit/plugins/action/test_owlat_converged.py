@@ -8,15 +8,15 @@ def test_collection_digest_follows_every_file_of_roles_plugins_and_playbooks(tmp
     (tmp_path / "roles/stack/tasks/main.yml").write_text("- name: a\n")
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests/t.py").write_text("x")
-    first = action.collection_digest(str(tmp_path))
+    first = action.tree_digest(str(tmp_path))
     (tmp_path / "tests/t.py").write_text("y")  # not part of what a run executes
-    assert action.collection_digest(str(tmp_path)) == first
+    assert action.tree_digest(str(tmp_path)) == first
     (tmp_path / "roles/stack/tasks/main.yml").write_text("- name: b\n")
-    assert action.collection_digest(str(tmp_path)) != first
+    assert action.tree_digest(str(tmp_path)) != first
     (tmp_path / "roles/stack/tasks/main.yml").write_text("- name: a\n")
     (tmp_path / "playbooks").mkdir()
     (tmp_path / "playbooks/site.yml").write_text("---\n")
-    assert action.collection_digest(str(tmp_path)) != first
+    assert action.tree_digest(str(tmp_path)) != first
 
 
 def test_inputs_digest_is_order_free_and_sees_every_value():
