@@ -18,7 +18,7 @@ export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
-SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring stacks
+SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring stacks adopt
 # Also run on the oldest supported leg (ansible-core 2.17, community.docker 4.8).
 OLDEST_SCENARIOS ?= stack upgrade
 # Deprecation watch: every ansible run records the deprecations the collection's own content triggers
@@ -102,7 +102,7 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 # make test's lab steps in two lanes side by side: a lab run mostly waits (health gates, restarts): one lane kept
 # about a third of the 2 cores busy (59 min wall, 37 min CPU). Lane A: the longest main-line scenarios; lane B:
 # the others, the runner test and the oldest leg's (their log: tests/matrix/results/lane-b.log).
-LANE_A ?= stack upgrade backup_restore docker monitoring
+LANE_A ?= stack upgrade backup_restore docker monitoring adopt
 LANE_B ?= fleet stacks
 lanes: deps venvs link
 	$(PY) lab/lab.py registry

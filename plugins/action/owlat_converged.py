@@ -63,6 +63,23 @@ def inputs_digest(names_values, collection):
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def setting_names(task_vars, runtime):
+    """The host's settings: its owlat_* variables, but none a task of this run set (set_fact, register). Those are
+    results, not inputs (adopt.yml, say, runs site.yml after plays of its own)."""
+    return sorted(n for n in task_vars if n.startswith("owlat_") and n not in runtime)
+
+
+def runtime_names(task, host):
+    """Names set by tasks of this run on host: the variable manager's set_fact/register cache (private in
+    ansible-core, the same from 2.17 to 2.21); empty when it cannot be read, which only widens the digest."""
+    manager = task.get_variable_manager() if hasattr(task, "get_variable_manager") else None
+    cache = getattr(manager, "_nonpersistent_fact_cache", None)
+    try:
+        return frozenset(cache.get(host, {})) if cache is not None else frozenset()
+    except AttributeError:
+        return frozenset()
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
     _VALID_ARGS = frozenset(("state", "inputs", "path", "stacks", "docker_host", "timeout"))
@@ -71,11 +88,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         if args.get("state", "check") == "check":
-            # The run's inputs as they stand before any task of the run set a fact: the record play passes this
-            # digest back (state=record), so facts the roles set later never enter it.
+            # The run's inputs without the facts and results of its tasks: the record play passes this digest back
+            # (state=record), so facts the roles set later never enter it.
             task_vars = task_vars or {}
             settings, unresolved = {}, []
-            for name in sorted(n for n in task_vars if n.startswith("owlat_")):
+            for name in setting_names(task_vars, runtime_names(self._task, task_vars.get("inventory_hostname"))):
                 try:
                     settings[name] = _plain(self._templar.template(task_vars[name]))
                 except Exception:  # an undefined variable, a failing lookup: the full path will say what is wrong

@@ -273,3 +273,33 @@ def test_the_recordless_data_is_the_stack_roles_description(engine):
     holding = [{"name": name, "spec": {k: v for k, v in spec.items() if k in ("data", "data_live")}}
                for name, spec in described.items() if spec and spec.get("data")]
     assert engine.RECORDLESS_DATA == holding
+
+
+def test_an_adopted_install_is_read_from_its_own_volumes_and_restores_into_the_stacks(engine, tmp_path, monkeypatch):
+    """adopt.yml: --from reads a component from the install's volume; the manifest still names the stack's volume
+    (where a restore puts it) and the release given, since the stack has no deploy record yet."""
+    cfg = dict(CFG, config_dir=str(tmp_path / "conf"), textfile_dir="", host="h1")
+    calls = fake_docker_host(engine, monkeypatch)
+    monkeypatch.setattr(engine, "running", lambda c: False)
+    manifests = []
+
+    def fake_restic(cfg, *args, capture=True):
+        calls.append(("restic",) + args)
+        if args[0] == "backup":
+            manifests.append(engine.read_json(os.path.join(engine.STATE_DIR, "s1", "staging", "manifest.json")))
+            return json.dumps({"message_type": "summary", "snapshot_id": "f00d" * 16})
+        return ""
+
+    monkeypatch.setattr(engine, "restic", fake_restic)
+    args = type("A", (), {"mode": "cold", "tag": ["adopt"], "no_forget": True, "release": "0.4.4",
+                          "from_volume": ["convex_data=owlat_convex-data", "redis_data=owlat_redis-data"]})()
+    status = engine.cmd_run("s1", cfg, args)
+    backup = next(c for c in calls if c[:2] == ("restic", "backup"))
+    assert {"/vol/owlat_convex-data", "/vol/owlat_redis-data"} <= set(backup)
+    assert not [a for a in backup if "/vol/s1-" in a]
+    assert manifests[0]["volumes"] == {"convex_data": "s1-convex-data", "redis_data": "s1-redis-data"}
+    assert manifests[0]["release"] == "0.4.4" and "release=0.4.4" in status["tags"] and "adopt" in status["tags"]
+    assert not [c for c in calls if c[0] in ("stop", "start")]
+    args.from_volume = ["worker_data=x"]
+    with pytest.raises(engine.BackupError, match="no such component"):
+        engine.cmd_run("s1", cfg, args)
