@@ -141,3 +141,24 @@ def test_a_backup_that_cannot_be_taken_leaves_the_install_running(host):
     assert rc != 0, out[-3000:]
     assert spare_state(host) == was
     assert host.check_output("docker inspect -f '{{.State.Running}}' spare-web-1") == "true"
+
+
+def test_a_backup_that_fails_once_the_install_is_stopped_starts_it_again_and_moves_nothing(host):
+    """The repository opens, but a backup of the stack is already running (the engine's lock is held): the backup
+    itself fails after the install was stopped. Runs last: the install's secrets were written for the stack by then."""
+    lock = "/var/lib/owlat/backup/spare/.lock"
+    started = spare_state(host)[0]
+    host.check_output(f"mkdir -p {lock.rsplit('/', 1)[0]} && (setsid flock {lock} sleep 287 >/dev/null 2>&1 &)")
+    try:
+        rc, out = adopt_spare()
+    finally:
+        host.run("pkill -f 'sleep 287'")
+    assert rc != 0, out[-3000:]
+    text = re.sub(r"\s+", " ", out)
+    assert "another backup or restore of this stack is running" in text, out[-3000:]
+    assert "The install was started again and nothing was moved" in text, out[-3000:]
+    assert host.check_output("docker inspect -f '{{.State.Running}}' spare-web-1") == "true"
+    assert spare_state(host)[0] != started  # it was stopped for the backup, and started again
+    assert host.check_output("cat /var/lib/docker/volumes/spare_convex-data/_data/marker") == "spare-convex"
+    volumes = host.check_output("docker volume ls -q").split()
+    assert "spare-convex-data" not in volumes and "spare-redis-data" not in volumes
