@@ -88,9 +88,13 @@ def release_of(env, containers):
     return None
 
 
-def project_objects(api, project):
+def host_volumes(api):
+    return (api.get("/volumes") or {}).get("Volumes") or []
+
+
+def project_objects(api, project, all_volumes=None):
     """The project's containers, volumes and networks, by compose label (volumes also by name: upstream's
-    restore.sh creates <project>_<key> volumes without labels)."""
+    restore.sh creates <project>_<key> volumes without labels). all_volumes: the host's, if already read."""
     label = quote(json.dumps({"label": ["%s=%s" % (COMPOSE_PROJECT, project)]}))
     containers = []
     for item in api.get("/containers/json?all=1&filters=" + label):
@@ -99,7 +103,7 @@ def project_objects(api, project):
                            "service": labels.get(COMPOSE_SERVICE, ""), "image": item.get("Image", ""),
                            "running": item.get("State") == "running"})
     volumes = []
-    for item in (api.get("/volumes") or {}).get("Volumes") or []:
+    for item in host_volumes(api) if all_volumes is None else all_volumes:
         labels = item.get("Labels") or {}
         if labels.get(COMPOSE_PROJECT) == project or item["Name"].startswith(project + "_"):
             key = labels.get(COMPOSE_VOLUME) or item["Name"][len(project) + 1:]

@@ -180,11 +180,12 @@ def inspect(module, api, project_dir, project):
     unknown = [name for name, fmt in module.params["secrets"].items() if not formats.is_known(fmt)]
     if unknown:
         module.fail_json(msg="secrets: unknown format for %s" % ", ".join(sorted(unknown)))
-    containers, volumes, networks = _adopt.project_objects(api, project)
+    all_volumes = _adopt.host_volumes(api)
+    containers, volumes, networks = _adopt.project_objects(api, project, all_volumes)
     values, missing, malformed = _adopt.read_secrets(env, module.params["secrets"], formats.is_valid, formats.describe)
     key = env.get("CONVEX_ADMIN_KEY", "")
     stack = module.params["stack"]
-    stack_volumes = sorted(v["Name"] for v in (api.get("/volumes") or {}).get("Volumes") or []
+    stack_volumes = sorted(v["Name"] for v in all_volumes
                            if (stack and (v.get("Labels") or {}).get(STACK_LABEL) == stack) or v["Name"] in module.params["stack_volumes"])
     return dict(stack_volumes=stack_volumes, found=bool(env or containers or volumes), env_file=env_file, release=_adopt.release_of(env, containers),
                 secrets=values, missing=missing, malformed=malformed, admin_key=key if "|" in key else "",
