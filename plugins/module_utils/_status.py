@@ -307,7 +307,7 @@ def _number(value):
 
 
 def describe_backup(backup):
-    if backup["state"] in ("never", "unreadable"):
+    if backup["state"] in ("never", "unreadable", "moved"):
         return backup["state"]
     age = "-" if backup["age_hours"] is None else _age(backup["age_hours"])
     if backup["state"] == "failed":
@@ -521,7 +521,7 @@ class HostStatus:
             if "error" in entry:
                 problems.append("disk %s: %s" % (entry["path"], entry["error"]))
             elif entry["used_percent"] > self.p["disk_max_percent"]:
-                problems.append("disk %s %.0f%% used (over %s%%)" % (entry["path"], entry["used_percent"],
+                problems.append("disk %s %.0f%% used (over %g%%)" % (entry["path"], entry["used_percent"],
                                                                      self.p["disk_max_percent"]))
         rows = [dict(summary_row(st), disk=describe_disks(fs)) for st in results]
         if not rows:
@@ -542,6 +542,14 @@ class HostStatus:
             problems.append("%s: deploy record %s" % (name, error))
         elif record is None:
             problems.append("%s: no deploy record (not deployed by site.yml yet)" % name)
+        moved = (record or {}).get("moved")
+        if isinstance(moved, dict):
+            # The stopped copy move.yml keeps on the stack's old host: its services are down on purpose.
+            out.update(moved=moved, services=[], services_ok=True, tls=[], tls_min_days=None,
+                       backup=dict(state="moved", ok=True, age_hours=None, last_success=None, last_run=None))
+            if moved.get("phase") != "moved":
+                problems.append("%s: a move to %s did not finish: run move.yml again" % (name, moved.get("to")))
+            return out
         containers = {}
         described = services_of(record)
         if docker_ok:
@@ -614,7 +622,8 @@ def summary_row(stack):
     return dict(
         stack=stack["stack"],
         release=stack.get("release") or "-",
-        services=", ".join("%s %s" % (s["name"], describe_service(s)) for s in stack["services"]) or "-",
+        services=("moved to %s, copy kept stopped" % stack["moved"].get("to") if stack.get("moved")
+                  else ", ".join("%s %s" % (s["name"], describe_service(s)) for s in stack["services"]) or "-"),
         backup=describe_backup(stack["backup"]),
         tls=describe_tls(stack["tls"]),
     )

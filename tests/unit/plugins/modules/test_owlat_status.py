@@ -4,6 +4,7 @@ with deploy records, a Caddyfile and backup status files in a temporary director
 import datetime
 import http.server
 import json
+import os
 import re
 import socket
 import socketserver
@@ -179,8 +180,25 @@ class SNIServer:
 # ------------------------------------------------------------------------------------ a host
 
 
+class FakeDisk:
+    """statvfs of the test's directory at a set fill, so a full disk on the machine running the tests
+    is not a finding of the test."""
+
+    def __init__(self, root, percent=41):
+        self.root, self.percent, self._real = str(root), percent, os.statvfs
+
+    def __call__(self, path):
+        if not str(path).startswith(self.root):
+            return self._real(path)
+        blocks = 1000
+        used = blocks * self.percent // 100
+        return os.statvfs_result((4096, 4096, blocks, blocks - used, blocks - used, 0, 0, 0, 0, 255))
+
+
 @pytest.fixture
-def host(tmp_path, docker):
+def host(tmp_path, docker, monkeypatch):
+    disk = FakeDisk(tmp_path)
+    monkeypatch.setattr(os, "statvfs", disk)
     facts = tmp_path / "facts.d"
     facts.mkdir()
     config = tmp_path / "owlat"
@@ -209,7 +227,7 @@ def host(tmp_path, docker):
     params = dict(facts_dir=str(facts), config_root=str(config), backup_status_dir=str(backups),
                   docker_host=docker.url, disk_paths=[str(tmp_path)], timeout=2)
     yield type("Host", (), dict(deploy=staticmethod(deploy), backup=staticmethod(backup), params=params,
-                                docker=docker, tls=tls))
+                                docker=docker, tls=tls, disk=disk))
     tls.close()
 
 
@@ -233,7 +251,7 @@ def test_a_healthy_stack_reads_as_one_row(run_module, host):
         "services": "convex ok, web ok, mta ok, redis ok, caddy ok",
         "backup": "2h", "tls": "5d", "disk": res["rows"][0]["disk"],
     }]
-    assert res["rows"][0]["disk"].startswith(host.params["disk_paths"][0] + " ")
+    assert res["rows"][0]["disk"] == host.params["disk_paths"][0] + " 41%"
     # The only finding: the actions certificate expires within the 14 days.
     assert res["problems"] == ["acme: TLS actions.acme.example expires in 5d"]
     assert res["docker"] == {"reachable": True, "version": "26.1.5", "root_dir": "/var/lib/docker"}
@@ -266,6 +284,38 @@ def test_broken_services_missing_backup_and_image_drift_are_problems(run_module,
         "acme: backup never",
     ]
     assert res["stacks"][0]["services_ok"] is False
+
+
+def test_a_full_disk_is_a_problem(run_module, host):
+    host.deploy()
+    host.backup()
+    host.disk.percent = 91
+    res = run_module(owlat_status, dict(host.params, tls=False))
+    path = host.params["disk_paths"][0]
+    assert res["rows"][0]["disk"] == path + " 91%"
+    assert "disk %s 91%% used (over 85%%)" % path in res["problems"]
+    res = run_module(owlat_status, dict(host.params, tls=False, disk_max_percent=95))
+    assert not [p for p in res["problems"] if p.startswith("disk ")]
+
+
+def test_a_stack_moved_away_is_its_stopped_copy_not_a_failure(run_module, host, tmp_path):
+    host.deploy("acme")
+    host.deploy("beta")
+    host.backup("beta")
+    for svc in ("convex", "web", "mta", "redis", "caddy"):
+        host.docker.containers["acme-%s" % svc]["State"].update(Status="exited", Running=False, ExitCode=0)
+    record = tmp_path / "facts.d" / "owlat_acme.fact"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps(dict(data, moved={"to": "web9", "at": 1765000000, "phase": "moved"})))
+    res = run_module(owlat_status, dict(host.params, tls=False))
+    rows = {r["stack"]: r for r in res["rows"]}
+    assert rows["acme"]["services"] == "moved to web9, copy kept stopped" and rows["acme"]["backup"] == "moved"
+    assert rows["beta"]["services"].startswith("convex ok")
+    assert not [p for p in res["problems"] if p.startswith("acme")], res["problems"]
+    # A move stopped between the switch and the target is a finding.
+    record.write_text(json.dumps(dict(data, moved={"to": "web9", "at": 1765000000, "phase": "switching"})))
+    res = run_module(owlat_status, dict(host.params, tls=False))
+    assert "acme: a move to web9 did not finish: run move.yml again" in res["problems"]
 
 
 def test_every_recorded_stack_is_reported(run_module, host):
