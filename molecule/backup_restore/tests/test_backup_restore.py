@@ -9,7 +9,10 @@ import json
 import pathlib
 import re
 import secrets
+import ssl
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -19,6 +22,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 import lab_convex  # noqa: E402
 from converge_run import recap, run_converge, run_playbook  # noqa: E402
 from lab_convex import sh  # noqa: E402
+from lab_http import https_get  # noqa: E402
 
 testinfra_hosts = ["docker://owlat-mol-br1"]
 STACK = "owlat"
@@ -244,3 +248,138 @@ def test_local_repository_and_scheduled_run(host):
     sh(dr, f"systemctl start owlat-backup@{STACK}.service")
     status = json.loads(dr.file(STATUS).content_string)
     assert status["result"] == "success" and "scheduled" in status["tags"]
+
+
+# ------------------------------------------------------------------------------------------------ move.yml
+# The stack moves from owlat-mol-br1 to owlat-mol-br2 over the repository both use (the lab's SFTP server). In the
+# lab each host's stack answers on names under its own host name, so the probes ask each host for its own.
+
+
+def move(*extra):
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.move", "-e", f"owlat_move_stack={BR2}", "-e", f"owlat_move_from={BR1}", *extra)
+    return rc, out, round(time.monotonic() - start, 1)
+
+
+def lab_address(name):
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True).strip()
+
+
+class Probe(threading.Thread):
+    """GETs one URL of one host every 0.25 s from outside, through its Caddy; keeps (time, answered 200)."""
+
+    def __init__(self, lab_host, name, path):
+        super().__init__(daemon=True)
+        self.address, self.hostname, self.path = lab_address(lab_host), f"{name}.{lab_host}.owlat.test", path
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname, self.ctx.verify_mode = False, ssl.CERT_NONE
+        self.seen, self.done = [], threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                ok = https_get(self.address, self.ctx, self.hostname, self.path)[0] == 200
+            except (OSError, ValueError, IndexError):
+                ok = False
+            self.seen.append((time.monotonic(), ok))
+            self.done.wait(0.25)
+
+
+def gap(source, target):
+    """Seconds from the source's last answer to the target's first one after it (None: no such pair)."""
+    last = max((t for t, ok in source.seen if ok), default=None)
+    first = min((t for t, ok in target.seen if ok and last is not None and t > last), default=None)
+    return round(first - last, 1) if last is not None and first is not None else None
+
+
+def running(host, stack=STACK):
+    return set(host.check_output(f"docker ps -q --filter label=owlat.stack={stack}").split())
+
+
+@pytest.mark.parametrize("case,extra,expected", [
+    ("to the same host", ("-e", f"owlat_move_stack={BR1}"), f"owlat_move_from: {BR1} is also the target"),
+    ("onto a host running the stack", (), f"{BR2} already runs stack {STACK}"),
+    ("a grace period that is no number", ("-e", "owlat_move_keep_days=soon"), 'owlat_move_keep_days: "soon" is not a number'),
+])
+def test_bad_moves_are_refused_and_change_nothing(host, case, extra, expected):
+    dr = dr_host()
+    before = {h: started(h) for h in (host, dr)}
+    rc, out, _ = move(*extra)
+    assert rc != 0, out[-3000:]
+    assert expected in out and "Nothing was changed." in out, (case, out[-3000:])
+    assert {h: started(h) for h in (host, dr)} == before, case
+    assert all(s["changed"] == 0 for s in recap(out).values()), (case, recap(out))
+
+
+def started(host):
+    names = host.check_output("docker ps -aq").split()
+    return {r["Name"]: r["State"]["StartedAt"] for r in json.loads(host.check_output("docker inspect " + " ".join(names)))}
+
+
+def test_move_a_stack_to_another_host(host):
+    dr = dr_host()
+    # The target must not run the stack: the DR copy there is retired (no final backup: it is br1's data).
+    rc, out = run_playbook("owlat.selfhost.remove", "-e", f"owlat_remove_stack={BR2}", "-e", f"owlat_remove_confirm={STACK}",
+                           "-e", "owlat_remove_backup=false")
+    assert rc == 0, out[-3000:]
+    assert not dr.file(CONF).exists
+    before, secrets_before, key = data_checksums(host), secrets_sum(host), admin_key(host)
+    probes = {(h, n): Probe(h, n, p) for h in (BR1, BR2) for n, p in (("api", "/version"), ("app", "/api/instance-info"))}
+    for p in probes.values():
+        p.start()
+    rc, out, seconds = move()
+    time.sleep(2)
+    for p in probes.values():
+        p.done.set()
+        p.join()
+    assert rc == 0, out[-5000:]
+    # The data, the secrets and the admin key are the source's.
+    assert data_checksums(dr) == before
+    assert secrets_sum(dr) == secrets_before
+    status, body = convex(dr, "/api/check_admin_key", key=key)
+    assert status == 200, body
+    # The source keeps a stopped copy (data and secrets), its record says where the stack went, no backup runs there.
+    assert running(host) == set() and host.check_output(f"docker ps -aq --filter label=owlat.stack={STACK}")
+    assert secrets_sum(host) == secrets_before
+    moved = json.loads(host.file(f"/etc/ansible/facts.d/owlat_{STACK}.fact").content_string)["moved"]
+    assert moved["to"] == BR2 and moved["phase"] == "moved"
+    assert host.run(f"systemctl is-enabled owlat-backup@{STACK}.timer").stdout.strip() != "enabled"
+    assert re.search(rf"^\s*{BR2}\s+{STACK}\s+{BR1}\s+{moved['snapshot'][:8]}\s+\d+ s\s+moved; the copy on {BR1} is kept", out, re.M), out[-2000:]
+    assert re.search(rf"DNS: point app\.{BR2}\.owlat\.test, api\.{BR2}\.owlat\.test, actions\.{BR2}\.owlat\.test at {re.escape(lab_address(BR2))}", out), out[-2000:]
+    api, web = gap(probes[BR1, "api"], probes[BR2, "api"]), gap(probes[BR1, "app"], probes[BR2, "app"])
+    S["move"] = dict(seconds=seconds, api_gap=api, web_gap=web, changed=recap(out))
+    print(f"\nmove {BR1} -> {BR2}: playbook {seconds} s; API gap {api} s, web refused for {web} s; {recap(out)}")
+    assert api is not None and api < 60, S["move"]
+
+
+def test_a_second_move_run_changes_nothing(host):
+    rc, out, seconds = move()
+    assert rc == 0, out[-3000:]
+    assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
+    assert f"moved earlier; the copy on {BR1} is kept stopped" in out
+    print(f"\nsecond move run: {seconds} s, nothing changed")
+
+
+def test_site_refuses_to_start_the_copy_left_on_the_source(host):
+    rc, out = run_playbook("owlat.selfhost.site", "-e", f"owlat_target={BR1}")
+    assert rc != 0, out[-3000:]
+    assert f"the stack was moved to {BR2}" in out, out[-3000:]
+    assert running(host) == set()
+
+
+def test_the_kept_copy_goes_after_the_grace_period(host):
+    dr = dr_host()
+    before = data_checksums(dr)
+    rc, out, seconds = move("-e", "owlat_move_keep_days=0")
+    assert rc == 0, out[-3000:]
+    assert f"moved earlier; removed from {BR1} after the grace period" in out
+    assert host.check_output(f"docker ps -aq --filter label=owlat.stack={STACK}") == ""
+    assert host.check_output(f"docker volume ls -q --filter label=owlat.stack={STACK}") == ""
+    assert not host.file(CONF).exists and not host.file(f"/etc/ansible/facts.d/owlat_{STACK}.fact").exists
+    assert not host.file(f"/etc/owlat-backup/{STACK}.json").exists
+    # The repository keeps the final backup; the stack serves from the target as before.
+    assert data_checksums(dr) == before
+    rc, out, _ = move()
+    assert rc == 0 and f"moved earlier; nothing left on {BR1}" in out, out[-3000:]
+    assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
