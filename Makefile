@@ -102,8 +102,8 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 # make test's lab steps in two lanes side by side: a lab run mostly waits (health gates, restarts): one lane kept
 # about a third of the 2 cores busy (59 min wall, 37 min CPU). Lane A: the longest main-line scenarios; lane B:
 # the others, the runner test and the oldest leg's (their log: tests/matrix/results/lane-b.log).
-LANE_A ?= stack upgrade backup_restore docker monitoring adopt
-LANE_B ?= fleet stacks
+LANE_A ?= stack upgrade backup_restore monitoring adopt
+LANE_B ?= fleet stacks docker
 lanes: deps venvs link
 	$(PY) lab/lab.py registry
 	@{ rc=0; for s in $(LANE_B); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; \

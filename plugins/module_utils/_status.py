@@ -543,7 +543,7 @@ class HostStatus:
         elif record is None:
             problems.append("%s: no deploy record (not deployed by site.yml yet)" % name)
         moved = (record or {}).get("moved")
-        if isinstance(moved, dict):
+        if isinstance(moved, dict) and moved.get("phase") in ("switching", "moved"):
             # The stopped copy move.yml keeps on the stack's old host: its services are down on purpose.
             out.update(moved=moved, services=[], services_ok=True, tls=[], tls_min_days=None,
                        backup=dict(state="moved", ok=True, age_hours=None, last_success=None, last_run=None))

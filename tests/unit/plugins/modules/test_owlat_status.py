@@ -316,6 +316,10 @@ def test_a_stack_moved_away_is_its_stopped_copy_not_a_failure(run_module, host, 
     record.write_text(json.dumps(dict(data, moved={"to": "web9", "at": 1765000000, "phase": "switching"})))
     res = run_module(owlat_status, dict(host.params, tls=False))
     assert "acme: a move to web9 did not finish: run move.yml again" in res["problems"]
+    # A move whose target failed: the stack runs here again, as any other.
+    record.write_text(json.dumps(dict(data, moved={"to": "web9", "at": 1765000000, "phase": "failed"})))
+    res = run_module(owlat_status, dict(host.params, tls=False))
+    assert {r["stack"]: r for r in res["rows"]}["acme"]["services"].startswith("convex exited")
 
 
 def test_every_recorded_stack_is_reported(run_module, host):
