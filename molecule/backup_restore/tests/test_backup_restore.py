@@ -394,7 +394,8 @@ def test_a_second_move_run_changes_nothing(host):
     assert rc == 0, out[-3000:]
     assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
     assert f"moved earlier; the copy on {BR1} is kept stopped" in out
-    print(f"\nsecond move run: {seconds} s, nothing changed")
+    runs = dict(re.findall(r"^(\S+)\s+runs=(\d+)\s+changed=", out, re.M))
+    print(f"\nsecond move run: {seconds} s, nothing changed; module runs per host {runs}")
 
 
 def test_site_refuses_to_start_the_copy_left_on_the_source(host):
