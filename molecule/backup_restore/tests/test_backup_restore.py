@@ -353,8 +353,9 @@ def test_a_move_whose_target_fails_starts_the_source_again(host):
     assert answers(host, BR1) and data_checksums(host) == before and secrets_sum(host) == secrets_before
     assert json.loads(host.file(f"/etc/ansible/facts.d/owlat_{STACK}.fact").content_string)["moved"]["phase"] == "failed"
     assert host.run(f"systemctl is-enabled owlat-backup@{STACK}.timer").stdout.strip() == "enabled"
-    # Nothing of the stack runs on the target (its MTA would work the same queue).
+    # Nothing of the stack runs on the target (its MTA would work the same queue), nor backs up from there.
     assert running(dr) == set()
+    assert dr.run(f"systemctl is-enabled owlat-backup@{STACK}.timer").stdout.strip() != "enabled"
     print(f"\nmove with a failing target: {seconds} s, the source serves again")
 
 
