@@ -44,7 +44,7 @@ def records(stack):
     web = stack.get("web_address") or ""
     for key in ("app_hostname", "api_hostname", "actions_hostname"):
         add(fqdn(stack[key]), "AAAA" if ":" in web else "A", web or None, "A1",
-            "%s of stack %s, served by the host's Caddy" % (key.split("_")[0], stack["stack"]))
+            "%s of stack %s, served by the host's Caddy" % (key.partition("_")[0], stack["stack"]))
     for address in sending:
         add(ehlo, "AAAA" if ":" in address else "A", address, "A2", "EHLO name to sending address %s" % address)
     for address in sending:
