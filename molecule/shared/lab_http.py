@@ -1,6 +1,8 @@
 """What a user of a lab stack sees from outside its host: HTTPS with SNI through Caddy, the SMTP banner."""
 
+import json
 import socket
+import subprocess
 
 
 def https_get(address, ctx, hostname, path):
@@ -28,3 +30,17 @@ def https_get(address, ctx, hostname, path):
 def smtp_banner(address, port=25):
     with socket.create_connection((address, port), timeout=10) as s:
         return s.recv(512).decode()
+
+
+def lab_address(name):
+    """A lab host's address on the lab network (the controller reaches it there)."""
+    return subprocess.check_output(
+        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True
+    ).strip()
+
+
+def started(host):
+    """Container name -> StartedAt, for every container of a testinfra host."""
+    names = host.check_output("docker ps -aq").split()
+    rows = json.loads(host.check_output("docker inspect " + " ".join(names))) if names else []
+    return {row["Name"].lstrip("/"): row["State"]["StartedAt"] for row in rows}

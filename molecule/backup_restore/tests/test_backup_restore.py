@@ -10,7 +10,6 @@ import pathlib
 import re
 import secrets
 import ssl
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 import lab_convex  # noqa: E402
 from converge_run import recap, run_converge, run_playbook  # noqa: E402
 from lab_convex import sh  # noqa: E402
-from lab_http import https_get  # noqa: E402
+from lab_http import https_get, lab_address, started  # noqa: E402
 
 testinfra_hosts = ["docker://owlat-mol-br1"]
 STACK = "owlat"
@@ -261,11 +260,6 @@ def move(*extra):
     return rc, out, round(time.monotonic() - start, 1)
 
 
-def lab_address(name):
-    return subprocess.check_output(
-        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True).strip()
-
-
 class Probe(threading.Thread):
     """GETs one URL of one host every 0.25 s from outside, through its Caddy; keeps (time, answered 200)."""
 
@@ -295,11 +289,6 @@ def gap(source, target):
 
 def running(host, stack=STACK):
     return set(host.check_output(f"docker ps -q --filter label=owlat.stack={stack}").split())
-
-
-def started(host):
-    names = host.check_output("docker ps -aq").split()
-    return {r["Name"]: r["State"]["StartedAt"] for r in json.loads(host.check_output("docker inspect " + " ".join(names)))}
 
 
 def answers(host, lab_host):

@@ -17,7 +17,7 @@ import testinfra
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 import lab_convex  # noqa: E402
 from converge_run import recap, run_converge, run_playbook  # noqa: E402
-from lab_http import https_get, smtp_banner  # noqa: E402
+from lab_http import https_get, lab_address, smtp_banner, started  # noqa: E402
 
 MULTI, SOLO = "owlat-mol-stacks1", "owlat-mol-stacks2"
 S = {}  # what earlier tests saw, for the later ones
@@ -46,21 +46,8 @@ def solo():
     return testinfra.get_host(f"docker://{SOLO}")
 
 
-def lab_address(name):
-    return subprocess.check_output(
-        ["docker", "inspect", "-f", '{{(index .NetworkSettings.Networks "owlat-lab").IPAddress}}', name], text=True
-    ).strip()
-
-
 def tls_of(host, ca):
     return ssl.create_default_context(cadata=host.file(ca).content_string)
-
-
-def started(host):
-    """Container name -> StartedAt, for every container of the host."""
-    names = host.check_output("docker ps -aq").split()
-    rows = json.loads(host.check_output("docker inspect " + " ".join(names))) if names else []
-    return {row["Name"].lstrip("/"): row["State"]["StartedAt"] for row in rows}
 
 
 def stack_containers(host, stack):
