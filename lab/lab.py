@@ -3,7 +3,11 @@
 
   lab.py engine            make sure a Docker engine runs here
   lab.py images            build (or reuse) the lab images
-  lab.py registry          run the private registry (TLS + htpasswd) and push the lab images
+  lab.py registry          run the private registry (TLS + htpasswd) and push the lab images, then the DNS
+  lab.py dns               run the lab DNS (knotd + unbound on 172.29.0.253)
+  lab.py dns-publish FILE  serve the records of FILE (playbooks/dns.yml's owlat_dns_json) in the lab zones
+  lab.py dns-query NAME [TYPE]   ask the lab DNS
+  lab.py nat --public A --to B [--port 25]   a NAT router in front of a host (nat --clear: none)
   lab.py up [-n N]         all of the above, then N hosts and an inventory
   lab.py down [--all]      remove the hosts (with --all: registry, network and volumes too)
   lab.py status            what runs
@@ -21,6 +25,8 @@ import json
 import os
 import pathlib
 import shutil
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -39,6 +45,11 @@ REGISTRY_PORT = 5000
 REGISTRY_ADDR = f"{REGISTRY_HOST}:{REGISTRY_PORT}"
 REGISTRY_LOCAL = f"127.0.0.1:{REGISTRY_PORT}"  # how this machine pushes
 REGISTRY_USER = "lab"
+DNS_NAME = "owlat-lab-dns"
+DNS_ADDRESS = "172.29.0.253"
+DNS_NS = "ns.owlat.test."
+# The zones the lab DNS serves unless told more (dns-publish --zone): the lab's names and its network's reverse.
+DNS_ZONES = ["owlat.test.", "0.29.172.in-addr.arpa."]
 HOST_PREFIX = "owlat-lab-host"
 SUITES = {"trixie": "13", "bookworm": "12"}
 BASE_PACKAGES = ["ca-certificates", "python3"]
@@ -197,7 +208,7 @@ def images(_args=None) -> dict[str, str]:
         alias(built[f"host-docker:{suite}"], f"owlat-lab/host-docker:{suite}")
     base = base_image("trixie", BASE_PACKAGES, "base")
     alias(base, "owlat-lab/base:trixie")
-    for name in ("registry", "busybox"):
+    for name in ("registry", "busybox", "dns"):
         built[name] = build(f"owlat-lab/{name}", HERE / "images" / name, base)
         alias(built[name], f"owlat-lab/{name}:latest")
     log("images ready: " + ", ".join(sorted(built)))
@@ -324,6 +335,7 @@ def registry(_args=None, built: dict | None = None) -> None:
         docker("push", f"{REGISTRY_LOCAL}/{remote}", quiet=True)
         pushed[remote] = src
     pushed_file.write_text(json.dumps(pushed, indent=1))
+    dns(built=built)
 
 
 def docker_base() -> str:
@@ -337,6 +349,305 @@ def registry_has(ref: str, password: str) -> bool:
               "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json",
               f"https://{REGISTRY_ADDR}/v2/{repo}/manifests/{tag}", check=False, quiet=True)
     return res.returncode == 0
+
+
+# --- dns ----------------------------------------------------------------------------------------
+# The lab DNS (lab/images/dns): knotd serves the lab zones from files in STATE/dns (mounted on /lab in the container),
+# unbound answers on DNS_ADDRESS:53 (stub zones to knotd, the rest forwarded to Docker's embedded DNS, nothing cached).
+# STATE/dns: zones/<zone>.zone, knot-zones.conf and unbound-zones.conf (the zone list), zones.json (zone list and
+# last serial), nat.json/nat.nft/nat.addrs (lab.py nat).
+
+DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
+DNS_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+def dns_fqdn(name: str) -> str:
+    return name.strip().rstrip(".").lower() + "."
+
+
+def dns_dir() -> pathlib.Path:
+    return STATE / "dns"
+
+
+def dns_state() -> dict:
+    f = dns_dir() / "zones.json"
+    state = json.loads(f.read_text()) if f.exists() else {}
+    return {"zones": state.get("zones") or list(DNS_ZONES), "serial": state.get("serial", 0)}
+
+
+def write_atomic(path: pathlib.Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def dns_zone_text(zone: str, serial: int, lines: list[str]) -> str:
+    head = ["; Written by lab/lab.py dns-publish; the next publish replaces it.", f"$ORIGIN {zone}", "$TTL 3600",
+            # Negative answers (SOA minimum) are not to be kept either.
+            f"@ 3600 IN SOA {DNS_NS} hostmaster.owlat.test. {serial} 3600 600 86400 0",
+            f"@ 3600 IN NS {DNS_NS}"]
+    if dns_zone_of(DNS_NS, [zone]):
+        head.append(f"{DNS_NS} 3600 IN A {DNS_ADDRESS}")
+    return "\n".join(head + lines) + "\n"
+
+
+def dns_zone_of(name: str, zones: list[str]) -> str | None:
+    """The served zone a name belongs in: the longest zone that is the name or a suffix of it."""
+    name = dns_fqdn(name)
+    return max((z for z in zones if name == z or name.endswith("." + z)), key=len, default=None)
+
+
+def dns_rdata(rtype: str, value) -> str:
+    """A record's value in zone-file syntax. TXT: one quoted, escaped character-string per 255 bytes."""
+    value = str(value).strip()
+    if rtype == "TXT":
+        data = value.encode()
+        chunks = [data[i:i + 255] for i in range(0, len(data), 255)] or [b""]
+        esc = lambda b: "\\" + chr(b) if b in (0x22, 0x5C) else chr(b) if 0x20 <= b < 0x7F else f"\\{b:03d}"  # noqa: E731
+        return " ".join('"' + "".join(esc(b) for b in chunk) + '"' for chunk in chunks)
+    if rtype in ("PTR", "CNAME", "NS", "DNAME", "MX", "SRV"):  # the target name is absolute, never relative to $ORIGIN
+        *rest, target = value.split()
+        return " ".join(rest + [target if target.endswith(".") else target + "."])
+    return value
+
+
+def dns_write_config(zones: list[str]) -> bool:
+    """The zone list for knotd and unbound; True when it changed."""
+    d = dns_dir()
+    knot = "zone:\n" + "".join(f"  - domain: {z}\n" for z in zones)
+    unbound = "server:\n" + "".join(f'    local-zone: "{z}" transparent\n' for z in zones) + "".join(
+        f'stub-zone:\n    name: "{z}"\n    stub-addr: 127.0.0.1@5300\n    stub-no-cache: yes\n' for z in zones)
+    changed = False
+    for name, text in (("knot-zones.conf", knot), ("unbound-zones.conf", unbound)):
+        f = d / name
+        if not f.exists() or f.read_text() != text:
+            write_atomic(f, text)
+            changed = True
+    return changed
+
+
+def dns_prepare() -> dict:
+    """STATE/dns as the container needs it: the zone list, and a zone file (SOA, NS only) for each zone without one."""
+    d = dns_dir()
+    (d / "zones").mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o755)
+    state = dns_state()
+    missing = [z for z in state["zones"] if not (d / "zones" / f"{z.rstrip('.')}.zone").exists()]
+    if missing:
+        state["serial"] = max(int(time.time()), state["serial"] + 1)
+        for z in missing:
+            write_atomic(d / "zones" / f"{z.rstrip('.')}.zone", dns_zone_text(z, state["serial"], []))
+    dns_write_config(state["zones"])
+    write_atomic(d / "zones.json", json.dumps(state, indent=1) + "\n")
+    return state
+
+
+def dns_running() -> bool:
+    res = docker("inspect", "-f", "{{.State.Running}}", DNS_NAME, check=False, capture=True)
+    return res.returncode == 0 and res.stdout.strip() == "true"
+
+
+def dns(_args=None, built: dict | None = None) -> None:
+    built = built or images()
+    network()
+    dns_prepare()
+    if exists("container", DNS_NAME) and not current(DNS_NAME, built["dns"]):
+        docker("rm", "-f", DNS_NAME, quiet=True)
+    if not exists("container", DNS_NAME):
+        log(f"starting the lab DNS {DNS_ADDRESS} (knotd + unbound)")
+        docker("run", "-d", "--name", DNS_NAME, "--hostname", "ns", "--restart", "unless-stopped",
+               "--label", f"owlat-lab.state={STATE}", "--network", NETWORK, "--ip", DNS_ADDRESS,
+               # nft and the public addresses of `lab.py nat`; forwarding for its DNAT.
+               "--cap-add", "NET_ADMIN", "--sysctl", "net.ipv4.ip_forward=1",
+               "-v", f"{dns_dir()}:/lab:ro", built["dns"], quiet=True)
+    deadline = time.time() + 60
+    while True:
+        try:
+            if dns_query(DNS_NS, "A", timeout=0.5)[1] == [DNS_ADDRESS]:
+                break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            sys.exit(f"lab: the lab DNS does not answer; see `docker logs {DNS_NAME}`")
+        time.sleep(0.2)
+    log(f"lab DNS answers on {DNS_ADDRESS}:53")
+
+
+def dns_publish(args) -> None:
+    """Serve exactly the records of a playbooks/dns.yml JSON file (besides SOA, NS, ns A) and return once served."""
+    stacks = json.loads(pathlib.Path(args.file).read_text())
+    zones = list(dict.fromkeys(dns_fqdn(z) for z in DNS_ZONES + (args.zone or [])))
+    lines: dict[str, list[str]] = {z: [] for z in zones}
+    for stack in stacks:
+        for rec in stack.get("records") or []:
+            if rec.get("value") is None:
+                continue  # the app gives it later (DKIM)
+            name, rtype = dns_fqdn(rec["name"]), rec["type"].upper()
+            zone = dns_zone_of(name, zones)
+            where = f"{stack.get('stack')}: {name} {rtype}"
+            if zone is None:
+                print(f"lab: {where}: in none of the served zones ({', '.join(zones)}); skipped", file=sys.stderr)
+                continue
+            if rtype == "SOA" or (rtype == "NS" and name == zone) or name == DNS_NS:
+                print(f"lab: {where}: the lab DNS keeps its own; skipped", file=sys.stderr)
+                continue
+            line = f"{name} {int(rec.get('ttl') or 3600)} IN {rtype} {dns_rdata(rtype, rec['value'])}"
+            if line not in lines[zone]:
+                lines[zone].append(line)
+    if not dns_running():
+        dns()
+    d = dns_dir()
+    state = dns_prepare()
+    gone = [z for z in state["zones"] if z not in zones]
+    serial = max(int(time.time()), state["serial"] + 1)
+    for z in zones:
+        write_atomic(d / "zones" / f"{z.rstrip('.')}.zone", dns_zone_text(z, serial, lines[z]))
+    changed = dns_write_config(zones)
+    write_atomic(d / "zones.json", json.dumps({"zones": zones, "serial": serial}, indent=1) + "\n")
+    reload = ["exec", DNS_NAME, "lab-dns-reload"] + (["--config"] if changed else [])
+    res = docker(*reload, *(x for z in zones for x in (z, str(serial))), check=False, capture=True)
+    if res.returncode != 0:
+        sys.exit(f"lab: publishing failed:\n{(res.stderr + res.stdout).strip()}")
+    for z in gone:
+        (d / "zones" / f"{z.rstrip('.')}.zone").unlink(missing_ok=True)
+        print(f"{z}\tno longer served")
+    for z in zones:
+        print(f"{z}\t{len(lines[z])} record(s)\tserial {serial}")
+
+
+def dns_query(name: str, rtype: str = "A", server: str = DNS_ADDRESS, port: int = 53,
+              timeout: float = 2.0) -> tuple[str, list[str]]:
+    """One recursive query (UDP, TCP when truncated): the rcode and the answers of that type, as text
+    (TXT: its character-strings joined; MX: "pref host."; SOA: "mname rname serial refresh retry expire minimum")."""
+    qtype = DNS_TYPES[rtype.upper()]
+    qid = os.urandom(2)
+    qname = b"".join(bytes([len(lab)]) + lab for lab in dns_fqdn(name).encode().split(b".") if lab) + b"\0"
+    query = qid + struct.pack(">HHHHH", 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(query, (server, port))
+        msg = b""
+        while msg[:2] != qid:
+            msg = s.recv(65535)
+    if msg[2] & 0x02:  # truncated: again over TCP
+        with socket.create_connection((server, port), timeout=timeout) as s:
+            s.sendall(struct.pack(">H", len(query)) + query)
+            buf = b""
+            while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
+                chunk = s.recv(65535)
+                if not chunk:
+                    raise OSError("DNS over TCP: connection closed")
+                buf += chunk
+            msg = buf[2:]
+
+    def read_name(off: int) -> tuple[str, int]:
+        labels, end = [], None
+        for _ in range(128):
+            n = msg[off]
+            if n >= 0xC0:
+                end = off + 2 if end is None else end
+                off = ((n & 0x3F) << 8) | msg[off + 1]
+                continue
+            off += 1
+            if n == 0:
+                break
+            labels.append(msg[off:off + n].decode("ascii", "backslashreplace"))
+            off += n
+        return ".".join(labels) + ".", off if end is None else end
+
+    qd, an = struct.unpack(">HH", msg[4:8])
+    off = 12
+    for _ in range(qd):
+        off = read_name(off)[1] + 4
+    answers = []
+    for _ in range(an):
+        off = read_name(off)[1]
+        t, _cls, _ttl, rdlen = struct.unpack(">HHIH", msg[off:off + 10])
+        off += 10
+        rd = msg[off:off + rdlen]
+        if t == qtype:
+            if t == 1:
+                answers.append(socket.inet_ntop(socket.AF_INET, rd))
+            elif t == 28:
+                answers.append(socket.inet_ntop(socket.AF_INET6, rd))
+            elif t in (2, 5, 12):
+                answers.append(read_name(off)[0])
+            elif t == 15:
+                answers.append(f"{struct.unpack('>H', rd[:2])[0]} {read_name(off + 2)[0]}")
+            elif t == 16:
+                parts, i = [], 0
+                while i < len(rd):
+                    parts.append(rd[i + 1:i + 1 + rd[i]])
+                    i += 1 + rd[i]
+                answers.append(b"".join(parts).decode("utf-8", "backslashreplace"))
+            elif t == 6:
+                mname, o = read_name(off)
+                rname, o = read_name(o)
+                answers.append(" ".join([mname, rname] + [str(x) for x in struct.unpack(">5I", msg[o:o + 20])]))
+            else:
+                answers.append(rd.hex())
+        off += rdlen
+    return DNS_RCODES.get(msg[3] & 0x0F, str(msg[3] & 0x0F)), answers
+
+
+def dns_query_cmd(args) -> None:
+    rcode, answers = dns_query(args.name, args.type, server=args.server, port=args.port)
+    for a in answers:
+        print(a)
+    if rcode != "NOERROR" or not answers:
+        sys.exit(f"lab: {args.name} {args.type.upper()}: {rcode}{', no answer' if rcode == 'NOERROR' else ''}")
+
+
+def nat(args) -> None:
+    """The lab's NAT router in front of a host, in the DNS container: its eth0 also holds each public address, and
+    TCP to a public address on the given ports is DNATed to the private one, masqueraded so the replies come back
+    the same way (the private host sees the connections come from DNS_ADDRESS). Kept in STATE/dns until cleared."""
+    import ipaddress
+
+    d = dns_dir()
+    state_file = d / "nat.json"
+    mappings = json.loads(state_file.read_text()) if state_file.exists() else {}
+    net = ipaddress.ip_network(SUBNET)
+    if args.clear:
+        if args.public:
+            mappings.pop(args.public, None)
+        else:
+            mappings = {}
+    else:
+        if not (args.public and args.to):
+            sys.exit("lab: nat needs --public ADDR --to ADDR (or --clear)")
+        for a in (args.public, args.to):
+            if ipaddress.ip_address(a) not in net:
+                sys.exit(f"lab: {a} is not on the lab network {SUBNET}")
+        fmt = "{{range .Containers}}{{.IPv4Address}} {{end}}{{range .IPAM.Config}}{{.Gateway}}{{end}}"
+        used = {a.split("/")[0] for a in docker("network", "inspect", "-f", fmt, NETWORK, capture=True).stdout.split()}
+        if args.public in used or args.public == args.to:
+            sys.exit(f"lab: {args.public} is in use on {NETWORK}; pick a free address as the public one")
+        mappings[args.public] = {"to": args.to, "ports": sorted(set(args.port or [25]))}
+    if not dns_running():
+        dns()
+    prefix = net.prefixlen
+    if mappings:
+        pre = "".join(f"        ip daddr {pub} tcp dport {{ {', '.join(map(str, m['ports']))} }} dnat to {m['to']}\n"
+                      for pub, m in mappings.items())
+        post = "".join(f"        ct status dnat ct original ip daddr {pub} masquerade\n" for pub in mappings)
+        write_atomic(d / "nat.nft", "# Written by lab/lab.py nat.\ntable ip owlatnat\ndelete table ip owlatnat\n"
+                     "table ip owlatnat {\n"
+                     "    chain prerouting {\n        type nat hook prerouting priority dstnat; policy accept;\n"
+                     f"{pre}    }}\n"
+                     "    chain postrouting {\n        type nat hook postrouting priority srcnat; policy accept;\n"
+                     f"{post}    }}\n}}\n")
+        write_atomic(d / "nat.addrs", "".join(f"{pub}/{prefix}\n" for pub in mappings))
+        write_atomic(state_file, json.dumps(mappings, indent=1) + "\n")
+    else:
+        for f in ("nat.nft", "nat.addrs", "nat.json"):
+            (d / f).unlink(missing_ok=True)
+    docker("exec", DNS_NAME, "lab-nat-apply")
+    for pub, m in mappings.items():
+        print(f"{pub} tcp/{','.join(map(str, m['ports']))} -> {m['to']}")
+    if not mappings:
+        print("no NAT")
 
 
 # --- hosts --------------------------------------------------------------------------------------
@@ -440,14 +751,15 @@ def down(args) -> None:
         docker("rm", "-f", "-v", name, quiet=True)
         log(f"removed {name}")
     if args.all:
-        for name in (REGISTRY_NAME,):
+        for name in (REGISTRY_NAME, DNS_NAME):
             if exists("container", name):
                 docker("rm", "-f", name, quiet=True)
         docker("volume", "rm", "-f", "owlat-lab-registry-data", quiet=True, check=False)
         if exists("network", NETWORK):
             docker("network", "rm", NETWORK, quiet=True, check=False)
         (STATE / "pushed.json").unlink(missing_ok=True)
-        log("registry, network and volumes removed (images and caches kept)")
+        shutil.rmtree(dns_dir(), ignore_errors=True)
+        log("registry, DNS, network and volumes removed (images and caches kept)")
 
 
 def status(_args=None) -> None:
@@ -461,6 +773,24 @@ def main() -> None:
     sub.add_parser("engine").set_defaults(fn=engine)
     sub.add_parser("images").set_defaults(fn=images)
     sub.add_parser("registry").set_defaults(fn=registry)
+    sub.add_parser("dns", help="run the lab DNS").set_defaults(fn=dns)
+    dp = sub.add_parser("dns-publish", help="serve the records of a playbooks/dns.yml JSON file")
+    dp.add_argument("file", help="JSON as playbooks/dns.yml writes it (-e owlat_dns_json=FILE)")
+    dp.add_argument("--zone", action="append", metavar="ZONE",
+                    help=f"serve this zone too (besides {' and '.join(DNS_ZONES)}); repeatable")
+    dp.set_defaults(fn=dns_publish)
+    dq = sub.add_parser("dns-query", help="ask the lab DNS (or --server)")
+    dq.add_argument("name")
+    dq.add_argument("type", nargs="?", default="A", type=str.upper, choices=sorted(DNS_TYPES))
+    dq.add_argument("--server", default=DNS_ADDRESS)
+    dq.add_argument("--port", type=int, default=53)
+    dq.set_defaults(fn=dns_query_cmd)
+    n = sub.add_parser("nat", help="a NAT router in front of a host (in the DNS container)")
+    n.add_argument("--public", metavar="ADDR", help="the public address (a free one on the lab network)")
+    n.add_argument("--to", metavar="ADDR", help="the private address (the host's)")
+    n.add_argument("--port", type=int, action="append", help="TCP port forwarded (repeatable; default 25)")
+    n.add_argument("--clear", action="store_true", help="remove the NAT (of --public only, if given)")
+    n.set_defaults(fn=nat)
     u = sub.add_parser("up")
     u.add_argument("-n", type=int, default=int(os.environ.get("LAB_HOSTS", "3")), help="number of hosts")
     u.add_argument("--suites", default=os.environ.get("LAB_SUITES", "trixie"),

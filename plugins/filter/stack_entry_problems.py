@@ -13,7 +13,7 @@ description:
     the run. Each entry is a dict of the stack's own settings (C(owlat_stack_*), C(owlat_convex_*), C(owlat_app_*),
     the per-site C(owlat_proxy_*)); the host's other settings apply to every entry.
   - One sentence per problem, naming the host, the entry, the setting, the bad value and what to do. Values are
-    printed only for the settings checked here (names, C(owlat_stack_present), SMTP addresses and ports), never
+    printed only for the settings checked here (names, C(owlat_stack_present), SMTP and sending addresses, ports), never
     for another key, which may hold a secret.
   - Rules. Every entry is a dict with a unique C(owlat_stack_name) of 2-32 lowercase letters, digits and dashes.
     Keys are C(owlat_*) settings and not host-wide ones (Docker, the host's Caddy ports, TLS mode and ACME e-mail,
@@ -21,7 +21,8 @@ description:
     on a host with several stacks. Backup and restore settings (C(owlat_backup_*)) are the stack's own.
     C(owlat_stack_present) is a boolean. No two present stacks listen on
     the same SMTP address and port; the empty address (every address of the host) collides with any other
-    stack on that port.
+    stack on that port. No two present stacks send from the same address (two that leave
+    C(owlat_stack_sending_addresses) unset both send from the host's default address).
 options:
   _input:
     description: The host's C(owlat_stacks).
@@ -55,6 +56,7 @@ HOST_LEVEL = ("owlat_stacks", "owlat_stack_machine", "owlat_target", "owlat_prox
               "owlat_proxy_tls", "owlat_proxy_acme_email")
 HOST_LEVEL_PREFIXES = ("owlat_docker_",)
 NOT_YET_PREFIXES = ("owlat_upgrade_", "owlat_monitoring_")
+DEFAULT_SENDING = "the host's default address (owlat_stack_sending_addresses unset)"
 
 
 def _key_problem(where, key):
@@ -79,6 +81,7 @@ def stack_entry_problems(stacks, host, smtp_port=25):
     out = []
     names = {}
     listeners = []
+    senders = []
     for index, entry in enumerate(stacks):
         where = "%s[%d]" % (where_host, index)
         if not isinstance(entry, dict):
@@ -116,6 +119,15 @@ def stack_entry_problems(stacks, host, smtp_port=25):
                            "owlat_app_mta_smtp_address (mail reputation is per address)." % (where, shown, other_where))
                 break
         listeners.append((where, address, port))
+        sending = entry.get("owlat_stack_sending_addresses")
+        sending = set(sending) if isinstance(sending, list) else {DEFAULT_SENDING}
+        for other_where, other_sending in senders:
+            shared = sending & other_sending
+            if shared:
+                out.append("%s: it would send from %s, as %s does: give each stack its own owlat_stack_sending_addresses "
+                           "(mail reputation is per address)." % (where, ", ".join(sorted(shared)), other_where))
+                break
+        senders.append((where, sending))
     return out
 
 

@@ -545,6 +545,8 @@ MTA_BAD = [
     ("EHLO_HOSTNAME", "localhost"), ("EHLO_HOSTNAME", "mail"), ("EHLO_HOSTNAME", "192.0.2.1"),
     ("EHLO_HOSTNAME", "bad_host.example.org"), ("EHLO_HOSTNAME", ""),
     ("IP_POOLS_TRANSACTIONAL", "192.0.2.1,not-an-ip"), ("IP_POOLS_CAMPAIGN", "192.0.2.300"),
+    ("IP_POOLS_CAMPAIGN", "192.0.2.1,2001:db8::1"), ("EHLO_HOSTNAMES", "{not json"), ("EHLO_HOSTNAMES", '["x"]'),
+    ("EHLO_HOSTNAMES", '{"mail.example.org": "mail.example.org"}'), ("EHLO_HOSTNAMES", '{"192.0.2.1": "localhost"}'),
     ("FBL_DEDUP_PROTOCOL", "owned-v1"), ("FBL_DEDUP_PROTOCOL", ""), ("FBL_DEDUP_CUTOVER_ACK", "yes"),
     ("REDIS_URL", ""), ("REDIS_URL", "http://redis:6379"),
 ]

@@ -117,16 +117,41 @@ def validate(env) -> list[str]:
     problem = fqdn_problem(env.get("EHLO_HOSTNAME", "").strip())
     if problem:
         err("EHLO_HOSTNAME", problem)
+    # Pools and per-address EHLO names as upstream parses them at boot (owlat apps/mta/src/outboundIpConfig.ts:18-76,
+    # packages/shared/src/outboundIdentity.ts:12-67 @ c2b6921): IPv6 only with MTA_IPV6_ENABLED=true and beside an IPv4.
+    ipv6_enabled = env.get("MTA_IPV6_ENABLED", "false").strip() == "true"
     for name in ("IP_POOLS_TRANSACTIONAL", "IP_POOLS_CAMPAIGN"):
         raw = env.get(name, "").strip()
         if not raw:
             continue
+        addresses = []
         for item in raw.split(","):
             try:
-                ipaddress.ip_address(item.strip())
+                addresses.append(ipaddress.ip_address(item.strip()))
             except ValueError:
                 err(name, f"must be a comma-separated list of IP addresses; {item.strip()!r} is not one")
                 break
+        if any(a.version == 6 for a in addresses) and not ipv6_enabled:
+            err(name, "holds IPv6, but MTA_IPV6_ENABLED is false; enable IPv6 explicitly first")
+        elif addresses and all(a.version == 6 for a in addresses):
+            err(name, "holds IPv6 only: outbound IPv6 requires an IPv4 fallback in that same pool")
+    raw = env.get("EHLO_HOSTNAMES", "").strip()
+    if raw:
+        try:
+            names = json.loads(raw)
+        except ValueError:
+            names = None
+            err("EHLO_HOSTNAMES", "must be valid JSON mapping IP to hostname")
+        if names is not None and not isinstance(names, dict):
+            err("EHLO_HOSTNAMES", "must be a JSON object mapping IP to hostname")
+        for key, value in (names.items() if isinstance(names, dict) else ()):
+            try:
+                ipaddress.ip_address(key)
+            except ValueError:
+                err("EHLO_HOSTNAMES", f"key {key} is not a valid bare IP address")
+            problem = fqdn_problem(value.strip()) if isinstance(value, str) else "must be a string"
+            if problem:
+                err("EHLO_HOSTNAMES", f"value for {key} {problem}")
     if env.get("FBL_DEDUP_PROTOCOL") != "owned-v2":
         err("FBL_DEDUP_PROTOCOL", f"must be 'owned-v2' (got {env.get('FBL_DEDUP_PROTOCOL', '')!r})")
     ack = env.get("FBL_DEDUP_CUTOVER_ACK")

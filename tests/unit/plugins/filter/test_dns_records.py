@@ -55,3 +55,15 @@ def test_ipv6_sending_address_qualifier_and_dmarc_reports():
 def test_an_unknown_web_address_is_a_record_to_fill_in():
     record = dns_records(dict(STACK, web_address=""))[0]
     assert record["value"] is None and record["line"].startswith("; app.acme.example. 3600 IN A ")
+
+
+def test_a_sending_address_with_its_own_ehlo_name_gets_its_own_a_and_ptr():
+    stack = dict(STACK, ehlo_hostnames={"203.0.113.12": "Mail2.acme.example"})
+    found = [r["line"] for r in dns_records(stack) if r["code"] in ("A2", "P1", "M1")]
+    assert found == [
+        "mail.acme.example. 3600 IN A 203.0.113.11",
+        "mail2.acme.example. 3600 IN A 203.0.113.12",
+        "11.113.0.203.in-addr.arpa. 3600 IN PTR mail.acme.example.",
+        "12.113.0.203.in-addr.arpa. 3600 IN PTR mail2.acme.example.",
+        "bounces.acme.example. 3600 IN MX 10 mail.acme.example.",
+    ]

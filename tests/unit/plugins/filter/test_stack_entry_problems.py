@@ -2,7 +2,23 @@ from ansible_collections.owlat.selfhost.plugins.filter.stack_entry_problems impo
 
 
 def entry(name, address="", **more):
-    return dict({"owlat_stack_name": name, "owlat_app_mta_smtp_address": address}, **more)
+    settings = {"owlat_stack_name": name, "owlat_app_mta_smtp_address": address}
+    if address:
+        settings["owlat_stack_sending_addresses"] = [address]
+    return dict(settings, **more)
+
+
+def test_two_stacks_sending_from_one_address_are_refused_by_name():
+    problems = stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.2", owlat_stack_sending_addresses=["10.0.0.9", "10.0.0.1"])], "h1")
+    assert problems == ["host h1, stack south: owlat_stacks[1]: it would send from 10.0.0.1, as host h1, stack north: owlat_stacks[0] does: "
+                        "give each stack its own owlat_stack_sending_addresses (mail reputation is per address)."]
+    # Two entries without the setting both take the host's default address.
+    problems = stack_entry_problems([{"owlat_stack_name": "north", "owlat_app_mta_smtp_address": "10.0.0.1"},
+                                     {"owlat_stack_name": "south", "owlat_app_mta_smtp_address": "10.0.0.2"}], "h1")
+    assert len(problems) == 1 and "it would send from the host's default address" in problems[0]
+    # A stack taken off the host no longer counts.
+    assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.2", owlat_stack_sending_addresses=["10.0.0.1"],
+                                                                   owlat_stack_present=False)], "h1") == []
 
 
 def test_three_stacks_on_their_own_addresses_are_fine():
@@ -44,14 +60,16 @@ def test_present_is_a_boolean():
 
 
 def test_same_smtp_address_and_port_refused_and_every_address_collides_with_all():
-    same = stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1")
+    same = stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_stack_sending_addresses=["10.0.0.2"])], "h1")
     assert len(same) == 1 and "stack south" in same[0] and "10.0.0.1:25" in same[0] and "stack north" in same[0]
-    every = stack_entry_problems([entry("north", "10.0.0.1"), entry("south")], "h1")
+    every = stack_entry_problems([entry("north", "10.0.0.1"), entry("south", owlat_stack_sending_addresses=["10.0.0.2"])], "h1")
     assert len(every) == 1 and "every address:25" in every[0]
     # Another port, or a removed stack, is no collision; the host's port applies to entries without their own.
-    assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_app_mta_smtp_port=2525)], "h1") == []
+    assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_app_mta_smtp_port=2525,
+                                                                   owlat_stack_sending_addresses=["10.0.0.2"])], "h1") == []
     assert stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1", owlat_stack_present=False)], "h1") == []
     assert "10.0.0.1:2525" in stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1", 2525)[0]
+    assert "it would send from 10.0.0.1" in stack_entry_problems([entry("north", "10.0.0.1"), entry("south", "10.0.0.1")], "h1", 2525)[1]
 
 
 def test_entries_carry_the_hosts_settings_and_connection_then_their_own():
