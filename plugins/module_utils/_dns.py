@@ -55,7 +55,9 @@ def records(stack):
         add(reverse_name(address), "PTR", ehlo_of.get(address, ehlo), "P1",
             "reverse of sending address %s: exactly the EHLO name, else the MTA quarantines it (set at the address's provider)"
             % address)
-    add(return_path, "MX", "10 " + ehlo, "M1", "bounces come back to the MTA on port 25")
+    # Upstream: MX 10 <EHLO_HOSTNAME>. With an EHLO name per address, the first sending address's name: it has an A record.
+    add(return_path, "MX", "10 " + (ehlo_of.get(sending[0], ehlo) if sending else ehlo), "M1",
+        "bounces come back to the MTA on port 25")
     add(return_path, "TXT", _spf(sending, stack.get("spf_qualifier") or "~all"), "S2",
         "SPF of the return-path domain (MAIL FROM): every sending address")
     add(domain, "TXT", _spf(sending, "-all"), "S1", "SPF of the sending domain, written by hand (no MTA_SPF_INCLUDE)")

@@ -153,7 +153,7 @@ def parse_reply(msg, query, qtype):
                 records.append(_rdata_text(msg, offset, offset + length, rtype))
             offset += length
     except (struct.error, IndexError) as exc:
-        raise Malformed("truncated record: %s" % exc)
+        raise Malformed("truncated record: %s" % exc) from exc
     return rcode, False, records
 
 
@@ -173,9 +173,9 @@ def parse_nameserver(entry, port=53):
 
 def resolv_conf_nameservers(path):
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8", errors="replace") as handle:
             lines = handle.read().splitlines()
-    except (IOError, OSError, UnicodeDecodeError):
+    except OSError:
         return []
     return [words[1] for words in (line.split() for line in lines) if len(words) > 1 and words[0] == "nameserver"]
 

@@ -127,7 +127,8 @@ class _Check(object):
         if redirect and not policy.all and not policy.error:
             self.lookups += 1
             if "%" in redirect:
-                self.note('"redirect=%s" at %s uses a macro, not expanded here (treated as neutral)' % (redirect, domain))
+                self.note('"redirect=%s" at %s uses a macro, not expanded here (treated as neutral)'
+                          % (redirect, domain))
             else:
                 policy.redirects = True
                 policy.redirect = self.load(_name(redirect), chain, "redirect=" + _name(redirect))

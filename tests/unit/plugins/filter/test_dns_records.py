@@ -67,3 +67,9 @@ def test_a_sending_address_with_its_own_ehlo_name_gets_its_own_a_and_ptr():
         "12.113.0.203.in-addr.arpa. 3600 IN PTR mail2.acme.example.",
         "bounces.acme.example. 3600 IN MX 10 mail.acme.example.",
     ]
+
+
+def test_the_bounce_mx_names_the_first_sending_addresses_ehlo_name():
+    stack = dict(STACK, ehlo_hostnames={"203.0.113.11": "mx1.acme.example"})
+    mx = [r["value"] for r in dns_records(stack) if r["code"] == "M1"]
+    assert mx == ["10 mx1.acme.example."]

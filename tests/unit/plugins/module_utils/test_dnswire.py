@@ -61,14 +61,17 @@ def zone(query, transport):
     if name == "www.example" and qtype == A:
         # A CNAME chain as a recursive server returns it; the A record's owner points into the CNAME's rdata.
         cname = rr(HERE, CNAME, wire("a.example"))
-        return [reply(query, [cname, rr(struct.pack("!H", 0xC000 | (len(query) - 11 + 12)), A, bytes([192, 0, 2, 1]))])]
+        # Its rdata follows the header and question (the query less its 11-byte OPT) and the CNAME's 12 fixed bytes.
+        rdata_at = len(query) - 11 + 12
+        return [reply(query, [cname, rr(struct.pack("!H", 0xC000 | rdata_at), A, bytes([192, 0, 2, 1]))])]
     if name == "alias.example" and qtype == CNAME:
         # A pointer to the middle of the question name ('example').
         return [reply(query, [rr(HERE, CNAME, b"\x06target" + struct.pack("!H", 0xC000 | 12 + 6))])]
     if name == "example" and qtype == NS:
         return [reply(query, [rr(HERE, NS, wire("ns1.example")), rr(HERE, NS, b"\x03ns2" + struct.pack("!H", 0xC00C))])]
     if name == "example" and qtype == SOA:
-        rdata = wire("ns1.example") + wire("hostmaster.example") + struct.pack("!5I", 2024010101, 7200, 900, 1209600, 300)
+        serials = struct.pack("!5I", 2024010101, 7200, 900, 1209600, 300)
+        rdata = wire("ns1.example") + wire("hostmaster.example") + serials
         return [reply(query, [rr(HERE, SOA, rdata)])]
     if name == "missing.example":
         return [reply(query, rcode=3)]
@@ -82,7 +85,8 @@ def zone(query, transport):
         good = reply(query, [rr(HERE, A, bytes([192, 0, 2, 9]))])
         qid = struct.unpack_from("!H", query)[0] ^ 0x5555
         return [reply(query, [rr(HERE, A, bytes([6, 6, 6, 6]))], qid=qid),
-                reply(query, [rr(HERE, A, bytes([6, 6, 6, 7]))], question=wire("other.example") + struct.pack("!HH", A, 1)),
+                reply(query, [rr(HERE, A, bytes([6, 6, 6, 7]))],
+                      question=wire("other.example") + struct.pack("!HH", A, 1)),
                 good]
     if name == "onlyspoofed.example":
         return [reply(query, [rr(HERE, A, bytes([6, 6, 6, 6]))], qid=struct.unpack_from("!H", query)[0] ^ 1)]

@@ -147,7 +147,8 @@ def test_two_records():
 def lookups_zone(count):
     """A record whose tree has ``count`` lookups: includes of records that each have one 'a'."""
     includes = (count + 1) // 2
-    zone = txt("example.com", "v=spf1 %s ip4:192.0.2.1 -all" % " ".join("include:i%d.example" % n for n in range(includes)))
+    terms = " ".join("include:i%d.example" % n for n in range(includes))
+    zone = txt("example.com", "v=spf1 %s ip4:192.0.2.1 -all" % terms)
     for n in range(includes):
         last = n == includes - 1 and count % 2
         zone.update(txt("i%d.example" % n, "v=spf1 ip4:198.51.100.%d %s-all" % (n, "" if last else "a ")))
@@ -217,7 +218,8 @@ def test_dns_failures_are_temperrors():
 
 
 def test_unevaluated_terms_are_noted_and_counted():
-    zone = txt("example.com", "v=spf1 ptr exists:%{i}.x.example a:%{d}.example ip4:192.0.2.1 exp=explain.%{d} -all")
+    zone = txt("example.com",
+               "v=spf1 ptr exists:%{i}.x.example a:%{d}.example ip4:192.0.2.1 exp=explain.%{d} -all")
     result = run(zone, ["192.0.2.1", "192.0.2.2"])
     assert result["problems"] == [
         "ptr at example.com is deprecated (RFC 7208 5.5); not evaluated here",
