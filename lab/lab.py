@@ -9,7 +9,7 @@
   lab.py dns-query NAME [TYPE]   ask the lab DNS
   lab.py nat --public A --to B [--port 25]   a NAT router in front of a host (nat --clear: none)
   lab.py up [-n N]         all of the above, then N hosts and an inventory
-  lab.py down [--all]      remove the hosts (with --all: registry, network and volumes too)
+  lab.py down [--all]      remove the hosts (with --all: registry, DNS, network and volumes too)
   lab.py status            what runs
 
 Everything built is cached: images are tagged with a hash of their inputs, debootstrap
@@ -501,6 +501,9 @@ def dns_publish(args) -> None:
     state = dns_prepare()
     gone = [z for z in state["zones"] if z not in zones]
     serial = max(int(time.time()), state["serial"] + 1)
+    files = [d / "zones" / f"{z.rstrip('.')}.zone" for z in zones] + [
+        d / f for f in ("knot-zones.conf", "unbound-zones.conf", "zones.json")]
+    before = {f: f.read_text() if f.exists() else None for f in files}
     for z in zones:
         write_atomic(d / "zones" / f"{z.rstrip('.')}.zone", dns_zone_text(z, serial, lines[z]))
     changed = dns_write_config(zones)
@@ -508,7 +511,13 @@ def dns_publish(args) -> None:
     reload = ["exec", DNS_NAME, "lab-dns-reload"] + (["--config"] if changed else [])
     res = docker(*reload, *(x for z in zones for x in (z, str(serial))), check=False, capture=True)
     if res.returncode != 0:
-        sys.exit(f"lab: publishing failed:\n{(res.stderr + res.stdout).strip()}")
+        # The reload checks every file before it touches knotd: put the served files back.
+        for f, text in before.items():
+            if text is None:
+                f.unlink(missing_ok=True)
+            else:
+                write_atomic(f, text)
+        sys.exit(f"lab: publishing failed, nothing changed:\n{(res.stderr + res.stdout).strip()}")
     for z in gone:
         (d / "zones" / f"{z.rstrip('.')}.zone").unlink(missing_ok=True)
         print(f"{z}\tno longer served")
@@ -763,7 +772,9 @@ def down(args) -> None:
 
 
 def status(_args=None) -> None:
-    docker("ps", "-a", "--filter", "label=owlat-lab=host", "--filter", f"name={REGISTRY_NAME}",
+    # Filters of different keys are ANDed by `docker ps`, those of one key ORed: one name filter per container.
+    names = [REGISTRY_NAME, DNS_NAME] + lab_hosts()
+    docker("ps", "-a", *(x for n in names for x in ("--filter", f"name=^{n}$")),
            "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
 
 
