@@ -25,8 +25,6 @@ import json
 import os
 import pathlib
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import time
@@ -357,8 +355,7 @@ def registry_has(ref: str, password: str) -> bool:
 # STATE/dns: zones/<zone>.zone, knot-zones.conf and unbound-zones.conf (the zone list), zones.json (zone list and
 # last serial), nat.json/nat.nft/nat.addrs (lab.py nat).
 
-DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16, "AAAA": 28, "SRV": 33}
-DNS_RCODES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+DNS_TYPES = ["A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "TXT"]  # what the collection's resolver reads
 
 
 def dns_fqdn(name: str) -> str:
@@ -527,77 +524,13 @@ def dns_publish(args) -> None:
 
 def dns_query(name: str, rtype: str = "A", server: str = DNS_ADDRESS, port: int = 53,
               timeout: float = 2.0) -> tuple[str, list[str]]:
-    """One recursive query (UDP, TCP when truncated): the rcode and the answers of that type, as text
-    (TXT: its character-strings joined; MX: "pref host."; SOA: "mname rname serial refresh retry expire minimum")."""
-    qtype = DNS_TYPES[rtype.upper()]
-    qid = os.urandom(2)
-    qname = b"".join(bytes([len(lab)]) + lab for lab in dns_fqdn(name).encode().split(b".") if lab) + b"\0"
-    query = qid + struct.pack(">HHHHH", 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", qtype, 1)
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(timeout)
-        s.sendto(query, (server, port))
-        msg = b""
-        while msg[:2] != qid:
-            msg = s.recv(65535)
-    if msg[2] & 0x02:  # truncated: again over TCP
-        with socket.create_connection((server, port), timeout=timeout) as s:
-            s.sendall(struct.pack(">H", len(query)) + query)
-            buf = b""
-            while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
-                chunk = s.recv(65535)
-                if not chunk:
-                    raise OSError("DNS over TCP: connection closed")
-                buf += chunk
-            msg = buf[2:]
+    """One recursive query with the collection's own stub resolver (what owlat_mail_check asks with): the rcode and
+    the answers of that type, as text."""
+    sys.path.insert(0, str(ROOT / ".collections"))
+    from ansible_collections.owlat.selfhost.plugins.module_utils._dnswire import Resolver
 
-    def read_name(off: int) -> tuple[str, int]:
-        labels, end = [], None
-        for _ in range(128):
-            n = msg[off]
-            if n >= 0xC0:
-                end = off + 2 if end is None else end
-                off = ((n & 0x3F) << 8) | msg[off + 1]
-                continue
-            off += 1
-            if n == 0:
-                break
-            labels.append(msg[off:off + n].decode("ascii", "backslashreplace"))
-            off += n
-        return ".".join(labels) + ".", off if end is None else end
-
-    qd, an = struct.unpack(">HH", msg[4:8])
-    off = 12
-    for _ in range(qd):
-        off = read_name(off)[1] + 4
-    answers = []
-    for _ in range(an):
-        off = read_name(off)[1]
-        t, _cls, _ttl, rdlen = struct.unpack(">HHIH", msg[off:off + 10])
-        off += 10
-        rd = msg[off:off + rdlen]
-        if t == qtype:
-            if t == 1:
-                answers.append(socket.inet_ntop(socket.AF_INET, rd))
-            elif t == 28:
-                answers.append(socket.inet_ntop(socket.AF_INET6, rd))
-            elif t in (2, 5, 12):
-                answers.append(read_name(off)[0])
-            elif t == 15:
-                answers.append(f"{struct.unpack('>H', rd[:2])[0]} {read_name(off + 2)[0]}")
-            elif t == 16:
-                parts, i = [], 0
-                while i < len(rd):
-                    parts.append(rd[i + 1:i + 1 + rd[i]])
-                    i += 1 + rd[i]
-                answers.append(b"".join(parts).decode("utf-8", "backslashreplace"))
-            elif t == 6:
-                mname, o = read_name(off)
-                rname, o = read_name(o)
-                answers.append(" ".join([mname, rname] + [str(x) for x in struct.unpack(">5I", msg[o:o + 20])]))
-            else:
-                answers.append(rd.hex())
-        off += rdlen
-    return DNS_RCODES.get(msg[3] & 0x0F, str(msg[3] & 0x0F)), answers
+    answer = Resolver([f"{server}:{port}"], timeout=timeout).query(name, rtype)
+    return answer.rcode, list(answer.records)
 
 
 def dns_query_cmd(args) -> None:
@@ -792,7 +725,7 @@ def main() -> None:
     dp.set_defaults(fn=dns_publish)
     dq = sub.add_parser("dns-query", help="ask the lab DNS (or --server)")
     dq.add_argument("name")
-    dq.add_argument("type", nargs="?", default="A", type=str.upper, choices=sorted(DNS_TYPES))
+    dq.add_argument("type", nargs="?", default="A", type=str.upper, choices=DNS_TYPES)
     dq.add_argument("--server", default=DNS_ADDRESS)
     dq.add_argument("--port", type=int, default=53)
     dq.set_defaults(fn=dns_query_cmd)

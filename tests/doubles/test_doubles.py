@@ -532,7 +532,8 @@ def mta_env(**over):
         "CONVEX_SITE_URL": "http://convex:3211", "MTA_WEBHOOK_SECRET": "whsec_" + "w" * 40,
         "MTA_SECRET": "ab" * 32, "BOUNCE_VERP_KEY": "Vq3r8LmN2pX7sT4wY9zB1cD6fG5hJ0kQ2mR8nS3t",
         "EHLO_HOSTNAME": "mail.lab.test", "IP_POOLS_TRANSACTIONAL": "192.0.2.10, 2001:db8::1",
-        "IP_POOLS_CAMPAIGN": "192.0.2.11", "FBL_DEDUP_PROTOCOL": "owned-v2", "FBL_DEDUP_CUTOVER_ACK": "fresh-install",
+        "IP_POOLS_CAMPAIGN": "192.0.2.11", "MTA_IPV6_ENABLED": "true", "EHLO_HOSTNAMES": '{"192.0.2.11": "mail2.lab.test"}',
+        "FBL_DEDUP_PROTOCOL": "owned-v2", "FBL_DEDUP_CUTOVER_ACK": "fresh-install",
         "REDIS_URL": f"redis://:pw@127.0.0.1:{free_port()}",
     }
     env.update(over)
@@ -545,7 +546,7 @@ MTA_BAD = [
     ("EHLO_HOSTNAME", "localhost"), ("EHLO_HOSTNAME", "mail"), ("EHLO_HOSTNAME", "192.0.2.1"),
     ("EHLO_HOSTNAME", "bad_host.example.org"), ("EHLO_HOSTNAME", ""),
     ("IP_POOLS_TRANSACTIONAL", "192.0.2.1,not-an-ip"), ("IP_POOLS_CAMPAIGN", "192.0.2.300"),
-    ("IP_POOLS_CAMPAIGN", "192.0.2.1,2001:db8::1"), ("EHLO_HOSTNAMES", "{not json"), ("EHLO_HOSTNAMES", '["x"]'),
+    ("IP_POOLS_CAMPAIGN", "2001:db8::1"), ("EHLO_HOSTNAMES", "{not json"), ("EHLO_HOSTNAMES", '["x"]'),
     ("EHLO_HOSTNAMES", '{"mail.example.org": "mail.example.org"}'), ("EHLO_HOSTNAMES", '{"192.0.2.1": "localhost"}'),
     ("FBL_DEDUP_PROTOCOL", "owned-v1"), ("FBL_DEDUP_PROTOCOL", ""), ("FBL_DEDUP_CUTOVER_ACK", "yes"),
     ("REDIS_URL", ""), ("REDIS_URL", "http://redis:6379"),
@@ -560,6 +561,14 @@ def test_mta_refuses_bad_env(name, value):
     out = subprocess.run([sys.executable, MTA], env=env, capture_output=True, text=True, timeout=10)
     assert out.returncode != 0
     assert re.search(rf"FATAL.*- {name} ", out.stderr), out.stderr
+
+
+def test_mta_refuses_ipv6_pools_unless_enabled():
+    env = mta_env(OWLAT_DOUBLE_PORTS=f"{free_port()},{free_port()}")
+    env.pop("MTA_IPV6_ENABLED")
+    out = subprocess.run([sys.executable, MTA], env=env, capture_output=True, text=True, timeout=10)
+    assert out.returncode != 0
+    assert "IP_POOLS_TRANSACTIONAL holds IPv6, but MTA_IPV6_ENABLED is false" in out.stderr, out.stderr
 
 
 def smtp_session(port, lines):
