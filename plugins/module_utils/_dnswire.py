@@ -143,9 +143,9 @@ def parse_reply(msg, query, qtype):
         return rcode, True, None
     records = []
     try:
-        for _ in range(ancount):
+        for dummy in range(ancount):
             offset = read_name(msg, offset)[1]
-            rtype, rclass, _, length = struct.unpack_from("!HHIH", msg, offset)
+            rtype, rclass, dummy, length = struct.unpack_from("!HHIH", msg, offset)
             offset += 10
             if offset + length > len(msg):
                 raise Malformed("record runs past the end of the message")
@@ -166,7 +166,7 @@ def parse_nameserver(entry, port=53):
             raise ValueError("bad nameserver %r" % entry)
         return host, int(rest[1:]) if rest else port
     if entry.count(":") == 1:
-        host, _, number = entry.partition(":")
+        host, dummy, number = entry.partition(":")
         return host, int(number)
     return entry, port
 
@@ -231,7 +231,8 @@ class Resolver(object):
 
     def _ask(self, host, port, query, qtype):
         # AI_NUMERICHOST: nameservers are addresses; resolving a name here would need the DNS we are replacing.
-        family, _, _, _, address = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0]
+        info = socket.getaddrinfo(host, port, 0, socket.SOCK_DGRAM, 0, socket.AI_NUMERICHOST)[0]
+        family, address = info[0], info[4]
         deadline = time.monotonic() + self.timeout
         with socket.socket(family, socket.SOCK_DGRAM) as sock:
             sock.connect(address)  # a connected socket only gets datagrams from this server

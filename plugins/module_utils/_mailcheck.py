@@ -192,7 +192,7 @@ def smtp_probe(resolver, domain, ehlo, timeout, source=None, code="smtp-in", che
         return [_result(FAIL, code, check, domain, "no MX to connect to (%s)" % _answers(mx),
                         "publish the MX of %s first" % domain)]
     out = []
-    for _, host in hosts[:2]:
+    for host in [h for dummy, h in hosts[:2]]:
         addresses = resolver.query(host, "A").records + resolver.query(host, "AAAA").records
         if not addresses:
             out.append(_result(FAIL, code, check, host, "MX target has no address", "publish %s A" % host))
@@ -239,7 +239,7 @@ def _smtp_session(address, port, host, ehlo, timeout, source, code, check):
 def outbound_probe(resolver, target, timeout, source=None):
     """Outbound TCP port 25, as upstream's advisory probe does (a connection to a mailbox provider's MX); from the
     sending address when it is one of the host's."""
-    host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "25")
+    host, dummy, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "25")
     if host.startswith("mx:"):
         answer = resolver.query(host[3:], "MX")
         records = sorted(answer.records, key=lambda r: int(r.split()[0])) if not _lookup_failed(answer) else []
@@ -271,7 +271,7 @@ def rows(results):
     for i in order:
         row = dict(results[i])
         row["detail"] = row["found"] + (" -> " + row["fix"] if row.get("fix") else "")
-        row["summary"] = "stack %s on %s: %s %s %s (%s)" % (row.get("stack"), row.get("host"), row["code"], row["check"],
-                                                           row["name"], row["found"])
+        row["summary"] = "stack %s on %s: %s %s %s (%s)" % (
+            row.get("stack"), row.get("host"), row["code"], row["check"], row["name"], row["found"])
         out.append(row)
     return out

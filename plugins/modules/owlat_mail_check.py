@@ -88,8 +88,12 @@ options:
     type: str
     default: ""
 extends_documentation_fragment:
-  - owlat.selfhost.attributes
   - owlat.selfhost.attributes.read_only
+attributes:
+  platform:
+    support: full
+    platforms: posix
+    description: Any host with Python; only the standard library is used (its own DNS stub resolver, smtplib, ssl).
 """
 
 EXAMPLES = r"""
