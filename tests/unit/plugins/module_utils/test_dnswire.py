@@ -117,12 +117,21 @@ def zone(query, transport):
 class FakeDns(object):
     def __init__(self, handler=zone, host="127.0.0.1", family=socket.AF_INET):
         self.handler, self.queries, self.stop = handler, [], threading.Event()
-        self.udp = socket.socket(family, socket.SOCK_DGRAM)
-        self.udp.bind((host, 0))
-        self.port = self.udp.getsockname()[1]
-        self.tcp = socket.socket(family, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, self.port))
+        # UDP and TCP on one port: the TCP side of a free UDP port may be taken (other test processes run beside).
+        for attempt in range(20):
+            self.udp = socket.socket(family, socket.SOCK_DGRAM)
+            self.udp.bind((host, 0))
+            self.port = self.udp.getsockname()[1]
+            self.tcp = socket.socket(family, socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                self.tcp.bind((host, self.port))
+                break
+            except OSError:
+                self.udp.close()
+                self.tcp.close()
+                if attempt == 19:
+                    raise
         self.tcp.listen(5)
         for sock in (self.udp, self.tcp):
             sock.settimeout(0.05)
@@ -272,15 +281,12 @@ def test_first_answer_wins_whatever_its_rcode(server):
         other.close()
 
 
-def test_all_servers_failing_mixes_into_error(silent):
-    # Nothing listens on the port of a closed socket: Linux reports the ICMP refusal on a connected UDP socket.
-    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    closed.bind(("127.0.0.1", 0))
-    refused = closed.getsockname()[1]
-    closed.close()
-    answer = Resolver(["127.0.0.1:%d" % refused, "127.0.0.1:%d" % silent], timeout=0.3).query("a.example", "A")
+def test_all_servers_failing_mixes_into_error(silent, server):
+    # One server answers garbage, the other nothing: neither answered, and not only by silence. (A closed port's ICMP
+    # refusal would do too, but another test process may take that port meanwhile.)
+    answer = Resolver(["127.0.0.1:%d" % server.port, "127.0.0.1:%d" % silent], timeout=0.3).query("badlen.example", "A")
     assert answer.rcode == "ERROR"
-    assert answer.error.startswith("127.0.0.1:%d: " % refused)
+    assert answer.error.startswith("127.0.0.1:%d: " % server.port)
     assert answer.error.endswith("; no answer from 127.0.0.1:%d in 0.3 s" % silent)
 
 
