@@ -26,7 +26,9 @@ HOST_OF = {"north": MULTI, "south": MULTI, "east": MULTI, "solo": SOLO}
 # Where the figures of the closing note are kept (the tables as the operator sees them, and the timings).
 REPORT = pathlib.Path("/tmp/owlat-deliverability")
 # Outbound port 25 from each stack's sending address to the stack behind the NAT (through the lab's router).
-OUTBOUND = ("-e", f"owlat_mail_check_outbound_target=mail.{SOLO_DOMAIN}:25")
+OUTBOUND = ("-e", f"owlat_mail_check_outbound_target=mail.{SOLO_DOMAIN}:25",
+            # The lab shares 2 cores with the other lane and the controller matrix: give each DNS answer and connection time.
+            "-e", "owlat_mail_check_timeout=15")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +146,8 @@ def test_each_broken_record_fails_by_name_and_nothing_changes(records, tmp_path,
         playbook="owlat.selfhost.site" if broken is ROUNDS[1] else "owlat.selfhost.deliverability")
     failed = {(r["stack"], r["code"], r["name"].split(":")[0] if r["code"] == "smtp-in" and r["name"][0].isdigit()
                else r["name"]) for r in rows if r["status"] == "FAIL"}
-    assert failed == broken["fail"], json.dumps([r for r in rows if r["status"] == "FAIL"], indent=1)
+    assert rows, out[-4000:]
+    assert failed == broken["fail"], json.dumps([r for r in rows if r["status"] != "OK"], indent=1)
     assert rc != 0 and "deliverability check(s) failed" in out
     for stack, text in broken["says"].items():
         assert any(text in r["found"] for r in rows if r["stack"] == stack and r["status"] == "FAIL"), (stack, text)
