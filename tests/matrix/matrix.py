@@ -248,7 +248,7 @@ def run_step(leg, step):
         # compat_pytest gives the in-process module runner of tests/unit its ansible-core 2.19+ hooks on 2.17/2.18.
         env["PYTHONPATH"] = os.path.join(ROOT, "tests/matrix")
         cmd = [os.path.join(venv, "bin", "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-               "-p", "compat_pytest"] + UNIT_TESTS + leg.get("unit_args", [])
+               "-p", "compat_pytest"] + leg.get("unit_tests", UNIT_TESTS) + leg.get("unit_args", [])
         return execute(leg, step, cmd, env=env, pytest=True)
     sys.exit("matrix: step %r is run with `matrix.py exec` (Makefile)" % step)
 
