@@ -29,7 +29,9 @@ pytestmark = pytest.mark.skipif(not os.environ.get("OWLAT_LAB_STORAGE"),
                                 reason="needs the lab storage (lab/lab.py storage): set OWLAT_LAB_STORAGE=1")
 
 STATE = os.environ.get("OWLAT_LAB_STATE") or os.path.join(os.path.dirname(os.path.dirname(HERE)), "lab", ".state")
-PG_HOST, S3_HTTP, S3_HTTPS, REGION = "172.29.0.252:5432", "http://172.29.0.251:7480", "https://172.29.0.251:7443", "us-east-1"
+PG_HOST, REGION = "172.29.0.252:5432", "us-east-1"
+S3_HTTP, S3_HTTPS = "http://172.29.0.251:7480", "https://172.29.0.251:7443"
+SSL_OF_DB = "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname=%s"
 USE_CASES = ("exports", "snapshot_imports", "modules", "files", "search")
 
 
@@ -39,7 +41,8 @@ def state(*parts) -> str:
 
 
 def pg_url(db: str = "") -> str:
-    return f"postgresql://owlat_admin:{quote(state('pg', 'admin-password'), safe='')}@{PG_HOST}" + (f"/{db}" if db else "")
+    password = quote(state("pg", "admin-password"), safe="")
+    return f"postgresql://owlat_admin:{password}@{PG_HOST}" + (f"/{db}" if db else "")
 
 
 def admin(db: str = "postgres"):
@@ -149,7 +152,7 @@ def test_pg_documents_live_in_postgres_over_tls_and_survive_a_restart(start, tmp
     log = b.proc.log()
     assert f"Connected to Postgres database: {instance}" in log
     assert "attempting to acquire lease" in log and "lease acquired with ts " in log
-    ssl = sql("postgres", "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname=%s", (db,))
+    ssl = sql("postgres", SSL_OF_DB, (db,))
     print(f"\nMEASURED double's connection ssl (PGSSLMODE=disable, no DO_NOT_REQUIRE_SSL): {ssl}")
     assert ssl == [(True,)]
     key = b.mint()
@@ -173,7 +176,7 @@ def test_pg_documents_live_in_postgres_over_tls_and_survive_a_restart(start, tmp
     again.stop()
     # DO_NOT_REQUIRE_SSL (any non-empty value) drops sslmode=require: libpq's own choice applies (here: disable).
     plain = Backend(start, tmp_path / "d", DO_NOT_REQUIRE_SSL="1", **env)
-    ssl = sql("postgres", "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname=%s", (db,))
+    ssl = sql("postgres", SSL_OF_DB, (db,))
     print(f"MEASURED with DO_NOT_REQUIRE_SSL=1 and PGSSLMODE=disable: ssl {ssl}")
     assert ssl == [(False,)]
     plain.stop()
