@@ -3,7 +3,7 @@
 
 Port 3210: admin API, env vars, query/mutation, deploy, export/import. Port 3211: every request <path>
 is served as 3210 /http<path> (HTTP actions; Owlat's routes exist only after a functions deploy).
-Python standard library only.
+Python standard library only, except psycopg2, imported only when POSTGRES_URL / DATABASE_URL is set.
 """
 
 from __future__ import annotations
