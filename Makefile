@@ -116,9 +116,11 @@ lanes: deps venvs link
 	 [ $$brc = 0 ] || { echo "make test: lab lane B failed (rc $$brc); its last lines:"; tail -n 200 $(RESULTS)/lane-b.log; }; \
 	 [ $$rc = 0 ] && [ $$brc = 0 ]
 
-doubles-images: deps venv link  ## the doubles' own images built and run (Docker engine), as the lab uses them
+doubles-images: deps venv link  ## the doubles' own images built and run (Docker engine), as the lab uses them; the backend double on the lab's PostgreSQL and S3
 	$(PY) lab/lab.py images
-	OWLAT_DOUBLES_DOCKER=1 $(MATRIX) exec $(MAIN_LEG) doubles-images -- pytest -q tests/doubles/test_images.py
+	$(PY) lab/lab.py storage
+	OWLAT_DOUBLES_DOCKER=1 OWLAT_LAB_STORAGE=1 $(MATRIX) exec $(MAIN_LEG) doubles-images -- \
+	  pytest -q tests/doubles/test_images.py tests/doubles/test_storage.py
 
 runner: deps venv link  ## site.yml, upgrade.yml and status.yml through ansible-runner, as AWX runs them
 	$(PY) lab/lab.py registry

@@ -8,8 +8,10 @@
   lab.py dns-publish FILE  serve the records of FILE (playbooks/dns.yml's owlat_dns_json) in the lab zones
   lab.py dns-query NAME [TYPE]   ask the lab DNS
   lab.py nat --public A --to B [--port 25]   a NAT router in front of a host (nat --clear: none)
-  lab.py up [-n N]         all of the above, then N hosts and an inventory
-  lab.py down [--all]      remove the hosts (with --all: registry, DNS, network and volumes too)
+  lab.py storage           run the external storage: PostgreSQL 17 (TLS, 172.29.0.252) and S3 (radosgw, 172.29.0.251)
+  lab.py up [-n N]         all of the above but storage, then N hosts and an inventory
+  lab.py down [--all]      remove the hosts (with --all: registry, DNS, storage, network and volumes too)
+  lab.py down --storage    remove only the storage containers and their volumes
   lab.py status            what runs
 
 Everything built is cached: images are tagged with a hash of their inputs, debootstrap
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import secrets
 import json
 import os
 import pathlib
 import shutil
+import string
 import subprocess
 import sys
 import time
@@ -49,6 +53,20 @@ DNS_NS = "ns.owlat.test."
 # The zones the lab DNS serves unless told more (dns-publish --zone): the lab's names and its network's reverse.
 DNS_ZONES = ["owlat.test.", "0.29.172.in-addr.arpa."]
 HOST_PREFIX = "owlat-lab-host"
+# External storage (lab.py storage): each server has its own CA in STATE/pg, STATE/s3 (not the registry's lab CA).
+PG_NAME = "owlat-lab-pg"
+PG_ADDRESS = "172.29.0.252"
+PG_HOST = "pg.owlat.test"  # in the certificate and a network alias; the lab DNS does not serve it unless published
+PG_PORT = 5432
+PG_ADMIN = "owlat_admin"
+PG_VOLUME = "owlat-lab-pg-data"
+S3_NAME = "owlat-lab-s3"
+S3_ADDRESS = "172.29.0.251"
+S3_HOST = "s3.owlat.test"
+S3_PORT = 7480       # plain HTTP
+S3_TLS_PORT = 7443   # HTTPS, the certificate from STATE/s3/ca.crt
+S3_REGION = "us-east-1"
+S3_VOLUME = "owlat-lab-s3-data"
 SUITES = {"trixie": "13", "bookworm": "12"}
 BASE_PACKAGES = ["ca-certificates", "python3"]
 HOST_PACKAGES = BASE_PACKAGES + [
@@ -592,6 +610,188 @@ def nat(args) -> None:
         print("no NAT")
 
 
+# --- storage ------------------------------------------------------------------------------------
+# The external storage of the Convex backend (docs/upstream-external-storage.md §7): owlat-lab-pg (lab/images/postgres)
+# and owlat-lab-s3 (lab/images/s3), each at a fixed address on the lab network, its data in a named volume that
+# outlives the container. Only `storage` builds and starts them: the other targets do not pay for them.
+# STATE/pg: ca.crt, ca.key, server.crt, server.key, admin-password. STATE/s3: ca.crt, ca.key, server.crt, server.key,
+# access-key, secret-key. Made once; the containers get the server's files read-only on /lab (never a CA key).
+
+def secret_file(path: pathlib.Path, make) -> str:
+    """A secret kept in STATE (0600), made once."""
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(make() + "\n")
+        os.replace(tmp, path)
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def server_pki(d: pathlib.Path, what: str, cn: str, sans: list[str]) -> None:
+    """A CA of its own and a server certificate (cn, sans) signed by it in d; made once."""
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    if not (d / "ca.crt").exists():
+        (d / "server.crt").unlink(missing_ok=True)
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-subj", f"/CN=owlat lab {what} CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
+            "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), quiet=True)
+    if not (d / "server.crt").exists():
+        ext = d / "server.ext"
+        ext.write_text(f"subjectAltName={','.join(sans)}\n"
+                       "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                       "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+            "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"), quiet=True)
+        run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"),
+            "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
+            "-out", str(d / "server.crt"), quiet=True)
+    for key in ("ca.key", "server.key"):
+        os.chmod(d / key, 0o600)
+
+
+def storage_secrets() -> dict:
+    STATE.mkdir(parents=True, exist_ok=True)
+    os.chmod(STATE, 0o700)
+    pg, s3 = STATE / "pg", STATE / "s3"
+    server_pki(pg, "PostgreSQL", PG_HOST, [f"DNS:{PG_HOST}", f"IP:{PG_ADDRESS}"])
+    server_pki(s3, "S3", S3_HOST, [f"DNS:{S3_HOST}", f"IP:{S3_ADDRESS}"])
+    upper, alnum = string.ascii_uppercase + string.digits, string.ascii_letters + string.digits
+    return {
+        "pg_dir": pg, "pg_password": secret_file(pg / "admin-password", lambda: secrets.token_hex(16)),
+        "s3_dir": s3,
+        "s3_access_key": secret_file(s3 / "access-key", lambda: "".join(secrets.choice(upper) for _ in range(20))),
+        "s3_secret_key": secret_file(s3 / "secret-key", lambda: "".join(secrets.choice(alnum) for _ in range(40))),
+    }
+
+
+def storage_container(name: str, image: str, address: str, host: str, volume: str, data: str,
+                      files: dict[str, pathlib.Path]) -> None:
+    if exists("container", name) and not current(name, image):
+        docker("rm", "-f", name, quiet=True)  # the named volume stays
+    if exists("container", name):
+        return
+    log(f"starting {name} ({address}, {host})")
+    mounts = [x for dst, src in files.items() for x in ("-v", f"{src}:/lab/{dst}:ro")]
+    docker("run", "-d", "--name", name, "--hostname", host.split(".")[0], "--restart", "unless-stopped",
+           "--label", "owlat-lab=storage", "--label", f"owlat-lab.state={STATE}",
+           "--network", NETWORK, "--ip", address, "--network-alias", host,
+           "-v", f"{volume}:{data}", *mounts, image, quiet=True)
+
+
+def pg_query(sql: str, sslmode: str = "verify-full", host: str = PG_ADDRESS, check: bool = True):
+    """psql in the PostgreSQL container, over TCP to the server's own address, as owlat_admin, with the CA."""
+    conninfo = (f"host={host} hostaddr={PG_ADDRESS} port={PG_PORT} dbname=postgres user={PG_ADMIN} "
+                f"sslmode={sslmode} sslrootcert=/lab/ca.crt connect_timeout=2")
+    return docker("exec", PG_NAME, "sh", "-c", 'PGPASSWORD=$(cat /lab/admin-password) exec psql -XAtq -v ON_ERROR_STOP=1 '
+                  '"$0" -c "$1"', conninfo, sql, check=check, capture=True)
+
+
+def s3_request(method: str, path: str, body: bytes = b"", tls: bool = False, raw: bool = False) -> tuple[int, str | bytes]:
+    """One SigV4-signed request (path style) as the lab's S3 user, with curl from this machine: (HTTP status, body as
+    text, or as bytes with raw)."""
+    access = (STATE / "s3/access-key").read_text().strip()
+    secret = (STATE / "s3/secret-key").read_text().strip()
+    base = f"https://{S3_ADDRESS}:{S3_TLS_PORT}" if tls else f"http://{S3_ADDRESS}:{S3_PORT}"
+    cmd = ["curl", "-sS", "--max-time", "5", "-K", "-", "--aws-sigv4", f"aws:amz:{S3_REGION}:s3", "-X", method,
+           # radosgw (as S3) wants the payload's hash as a signed header.
+           "-H", f"x-amz-content-sha256: {hashlib.sha256(body).hexdigest()}", "-o", "-", "-w", "\n%{http_code}"]
+    if tls:
+        cmd += ["--cacert", str(STATE / "s3/ca.crt")]
+    body_file = None
+    if body:
+        body_file = STATE / "s3/.body"
+        body_file.write_bytes(body)
+        cmd += ["-H", "Content-Type: application/octet-stream", "--data-binary", f"@{body_file}"]
+    # The keys go through curl's config on stdin, not its command line.
+    res = subprocess.run(cmd + [base + path], input=f'user = "{access}:{secret}"\n'.encode(), capture_output=True,
+                         check=False)
+    if body_file:
+        body_file.unlink(missing_ok=True)
+    out, _, code = res.stdout.rpartition(b"\n")
+    if not out and res.returncode != 0:
+        out = res.stderr.strip()
+    return (int(code) if code.isdigit() else 0), (out if raw else out.decode(errors="replace"))
+
+
+def storage_ready(timeout: float = 120) -> None:
+    """(a) a TLS connection that verifies with the CA, as owlat_admin; (b) the S3 user lists, makes and removes a
+    bucket, over HTTP and HTTPS."""
+    deadline = time.time() + timeout
+    while True:
+        res = pg_query("SELECT 1, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", check=False)
+        if res.returncode == 0 and res.stdout.strip() == "1|t":
+            break
+        if time.time() > deadline:
+            sys.exit(f"lab: PostgreSQL does not answer over TLS ({(res.stderr or res.stdout).strip()}); "
+                     f"see `docker logs {PG_NAME}`")
+        time.sleep(0.3)
+    log(f"PostgreSQL answers over TLS (verify-full) on {PG_ADDRESS}:{PG_PORT}")
+    while True:
+        code, out = s3_request("GET", "/")
+        if code == 200:
+            break
+        if time.time() > deadline:
+            sys.exit(f"lab: S3 does not answer ({code}: {out}); see `docker logs {S3_NAME}`")
+        time.sleep(0.3)
+    bucket = "owlat-lab-ready"
+    steps = [("PUT", f"/{bucket}", True, (200,)), ("GET", "/", True, (200,)), ("DELETE", f"/{bucket}", False, (204,))]
+    for method, path, tls, ok in steps:
+        code, out = s3_request(method, path, tls=tls)
+        if code not in ok or (method == "GET" and f"<Name>{bucket}</Name>" not in out):
+            sys.exit(f"lab: S3 {method} {path}{' (TLS)' if tls else ''}: {code} {out}; see `docker logs {S3_NAME}`")
+    log(f"S3 answers on {S3_ADDRESS}:{S3_PORT} (HTTP) and :{S3_TLS_PORT} (HTTPS): a bucket made, listed, removed")
+
+
+def storage(_args=None, built: dict | None = None) -> dict:
+    """Build (or reuse) the storage images, start the containers unless current, wait until both serve."""
+    started = time.time()
+    engine()
+    built = dict(built or {})
+    for name in ("postgres", "s3"):
+        if name not in built:
+            built[name] = build(f"owlat-lab/{name}", HERE / "images" / name, docker_base())
+            alias(built[name], f"owlat-lab/{name}:latest")
+    sec = storage_secrets()
+    network()
+    pg, s3 = sec["pg_dir"], sec["s3_dir"]
+    storage_container(PG_NAME, built["postgres"], PG_ADDRESS, PG_HOST, PG_VOLUME, "/var/lib/postgresql/data",
+                      {f: pg / f for f in ("ca.crt", "server.crt", "server.key", "admin-password")})
+    storage_container(S3_NAME, built["s3"], S3_ADDRESS, S3_HOST, S3_VOLUME, "/var/lib/ceph/radosgw",
+                      {f: s3 / f for f in ("server.crt", "server.key", "access-key", "secret-key")})
+    storage_ready()
+    facts = {
+        "postgres_url": f"postgresql://{PG_ADMIN}@{PG_ADDRESS}:{PG_PORT}", "postgres_address": PG_ADDRESS,
+        "postgres_ca": str(pg / "ca.crt"), "postgres_password_file": str(pg / "admin-password"),
+        "s3_endpoint": f"http://{S3_ADDRESS}:{S3_PORT}", "s3_tls_endpoint": f"https://{S3_ADDRESS}:{S3_TLS_PORT}",
+        "s3_ca": str(s3 / "ca.crt"), "s3_region": S3_REGION,
+        "s3_access_key_file": str(s3 / "access-key"), "s3_secret_key_file": str(s3 / "secret-key"),
+    }
+    log(f"storage ready in {time.time() - started:.1f} s")
+    # The certificates name the addresses and the hosts' names; the names resolve through Docker's DNS on the lab
+    # network (aliases), not through the lab DNS unless published there.
+    print(f"postgres  {facts['postgres_url']} (no database in the URL; certificate for {PG_ADDRESS}, {PG_HOST})\n"
+          f"          TLS: sslmode=verify-full sslrootcert={facts['postgres_ca']}; plain TCP is accepted too\n"
+          f"          password of {PG_ADMIN} (superuser): {facts['postgres_password_file']}\n"
+          f"s3        {facts['s3_endpoint']}, {facts['s3_tls_endpoint']} (CA {facts['s3_ca']}, "
+          f"certificate for {S3_ADDRESS}, {S3_HOST})\n"
+          f"          region {S3_REGION}, path style; keys: {facts['s3_access_key_file']}, "
+          f"{facts['s3_secret_key_file']}")
+    return facts
+
+
+def storage_down() -> None:
+    for name in (PG_NAME, S3_NAME):
+        if exists("container", name):
+            docker("rm", "-f", name, quiet=True)
+            log(f"removed {name}")
+    for volume in (PG_VOLUME, S3_VOLUME):
+        docker("volume", "rm", "-f", volume, quiet=True, check=False)
+
+
 # --- hosts --------------------------------------------------------------------------------------
 
 def host_ip(i: int) -> str:
@@ -689,10 +889,15 @@ def wait_ssh(hosts: dict, sec: dict) -> None:
 
 
 def down(args) -> None:
+    if args.storage and not args.all:
+        storage_down()
+        log("storage containers and their volumes removed")
+        return
     for name in lab_hosts():
         docker("rm", "-f", "-v", name, quiet=True)
         log(f"removed {name}")
     if args.all:
+        storage_down()
         for name in (REGISTRY_NAME, DNS_NAME):
             if exists("container", name):
                 docker("rm", "-f", name, quiet=True)
@@ -701,12 +906,12 @@ def down(args) -> None:
             docker("network", "rm", NETWORK, quiet=True, check=False)
         (STATE / "pushed.json").unlink(missing_ok=True)
         shutil.rmtree(dns_dir(), ignore_errors=True)
-        log("registry, DNS, network and volumes removed (images and caches kept)")
+        log("registry, DNS, storage, network and volumes removed (images, caches and STATE kept)")
 
 
 def status(_args=None) -> None:
     # Filters of different keys are ANDed by `docker ps`, those of one key ORed: one name filter per container.
-    names = [REGISTRY_NAME, DNS_NAME] + lab_hosts()
+    names = [REGISTRY_NAME, DNS_NAME, PG_NAME, S3_NAME] + lab_hosts()
     docker("ps", "-a", *(x for n in names for x in ("--filter", f"name=^{n}$")),
            "--format", "table {{.Names}}\t{{.Image}}\t{{.Status}}")
 
@@ -718,6 +923,7 @@ def main() -> None:
     sub.add_parser("images").set_defaults(fn=images)
     sub.add_parser("registry").set_defaults(fn=registry)
     sub.add_parser("dns", help="run the lab DNS").set_defaults(fn=dns)
+    sub.add_parser("storage", help="run the external storage (PostgreSQL with TLS, S3)").set_defaults(fn=storage)
     dp = sub.add_parser("dns-publish", help="serve the records of a playbooks/dns.yml JSON file")
     dp.add_argument("file", help="JSON as playbooks/dns.yml writes it (-e owlat_dns_json=FILE)")
     dp.add_argument("--zone", action="append", metavar="ZONE",
@@ -743,6 +949,7 @@ def main() -> None:
     u.set_defaults(fn=up)
     d = sub.add_parser("down")
     d.add_argument("--all", action="store_true")
+    d.add_argument("--storage", action="store_true", help="only the storage containers and their volumes")
     d.set_defaults(fn=down)
     sub.add_parser("status").set_defaults(fn=status)
     args = p.parse_args()

@@ -3,12 +3,13 @@
 
 Port 3210: admin API, env vars, query/mutation, deploy, export/import. Port 3211: every request <path>
 is served as 3210 /http<path> (HTTP actions; Owlat's routes exist only after a functions deploy).
-Python standard library only.
+Python standard library only, except psycopg2, imported only when POSTGRES_URL / DATABASE_URL is set.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
@@ -21,12 +22,14 @@ import sqlite3
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "common"))
 
 import adminkey  # noqa: E402
+from s3lite import S3Client  # noqa: E402
 from doublelib import (  # noqa: E402
     JsonHandler,
     WebSocket,
@@ -143,9 +146,6 @@ class Config:
         if self.metrics_raw not in (None, "true", "false"):
             log(C, f"DISABLE_METRICS_ENDPOINT={self.metrics_raw!r} is not true/false: metrics endpoint stays disabled", "WARN")
         log(C, "metrics endpoint enabled on /metrics" if self.metrics_enabled else "metrics endpoint disabled")
-        for url_var in ("POSTGRES_URL", "MYSQL_URL"):
-            if os.environ.get(url_var):
-                log(C, f"{url_var} is set: the double still keeps everything in SQLite", "WARN")
         log(C, f"cloud origin {self.cloud_origin}, site origin {self.site_origin}")
         log(C, "document retention delay %ss; concurrency queries=%s mutations=%s v8_actions=%s node_actions=%s" % (
             self.ints["DOCUMENT_RETENTION_DELAY"], self.ints["APPLICATION_MAX_CONCURRENT_QUERIES"],
@@ -179,117 +179,297 @@ def load_credentials(cfg: Config) -> tuple[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------
-# storage: one SQLite connection, serialised by a lock
+# documents: one connection (SQLite, or Postgres with POSTGRES_URL), serialised by a lock
 # ---------------------------------------------------------------------------------------------------
+SCHEMA = """
+    CREATE TABLE IF NOT EXISTS persistence_globals (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS documents (
+        id TEXT PRIMARY KEY, table_name TEXT NOT NULL, creation_time DOUBLE PRECISION NOT NULL, json TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS documents_by_table ON documents (table_name, creation_time);
+    CREATE TABLE IF NOT EXISTS environment_variables (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+# The same SQL runs on SQLite (>= 3.24 for ON CONFLICT) and Postgres; only the placeholder differs.
+UPSERT_DOC = ("INSERT INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?) ON CONFLICT (id) "
+              "DO UPDATE SET table_name=excluded.table_name, creation_time=excluded.creation_time, json=excluded.json")
+
+
 class Store:
+    """The double's schema (not upstream's): globals, documents, deployment env vars. Every write runs in tx()."""
+
+    kind = "SQLite"
+    placeholder = "?"
+
     def __init__(self, path: str):
         self.lock = threading.RLock()
         self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=10)
         self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS persistence_globals (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS documents (
-                id TEXT PRIMARY KEY, table_name TEXT NOT NULL, creation_time REAL NOT NULL, json TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS documents_by_table ON documents (table_name, creation_time);
-            CREATE TABLE IF NOT EXISTS environment_variables (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-            """
-        )
+        self.conn.executescript(SCHEMA)
 
     def close(self):
         with self.lock:
             self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.conn.close()
 
+    def _exec(self, sql: str, args=()):
+        cur = self.conn.cursor()
+        cur.execute(sql.replace("?", self.placeholder), args)
+        return cur
+
+    def rows(self, sql: str, args=()) -> list[tuple]:
+        with self.lock:
+            return self._exec(sql, args).fetchall()
+
+    def begin(self) -> None:
+        self._exec("BEGIN IMMEDIATE")
+
+    @contextlib.contextmanager
+    def tx(self):
+        """One write transaction; yields a function running one statement (returns its rowcount)."""
+        with self.lock:
+            self.begin()
+            try:
+                yield lambda sql, args=(): self._exec(sql, args).rowcount
+                self._exec("COMMIT")
+            except BaseException:
+                self._exec("ROLLBACK")
+                raise
+
     # globals
     def get(self, key: str, default=None):
-        with self.lock:
-            row = self.conn.execute("SELECT value FROM persistence_globals WHERE key=?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self.rows("SELECT value FROM persistence_globals WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else default
 
     def put(self, key: str, value) -> None:
-        with self.lock:
-            self.conn.execute("INSERT OR REPLACE INTO persistence_globals (key, value) VALUES (?, ?)",
-                              (key, json.dumps(value)))
+        with self.tx() as run:
+            run("INSERT INTO persistence_globals (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value=excluded.value", (key, json.dumps(value)))
 
     # documents
     def insert(self, table: str, doc: dict, doc_id: str | None = None, ctime: float | None = None) -> str:
         doc_id = doc_id or new_id()
         ctime = ctime if ctime is not None else time.time() * 1000.0
         body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-        with self.lock:
-            self.conn.execute("INSERT INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?)",
-                              (doc_id, table, ctime, json.dumps(body)))
+        with self.tx() as run:
+            run("INSERT INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?)",
+                (doc_id, table, ctime, json.dumps(body)))
         return doc_id
 
     def list(self, table: str) -> list[dict]:
-        with self.lock:
-            rows = self.conn.execute(
-                "SELECT id, creation_time, json FROM documents WHERE table_name=? ORDER BY creation_time, id",
-                (table,)).fetchall()
+        rows = self.rows("SELECT id, creation_time, json FROM documents WHERE table_name=? ORDER BY creation_time, id",
+                         (table,))
         return [dict(json.loads(j), _id=i, _creationTime=t) for i, t, j in rows]
 
     def get_doc(self, doc_id: str) -> dict | None:
-        with self.lock:
-            row = self.conn.execute("SELECT id, creation_time, json FROM documents WHERE id=?", (doc_id,)).fetchone()
-        return dict(json.loads(row[2]), _id=row[0], _creationTime=row[1]) if row else None
+        rows = self.rows("SELECT id, creation_time, json FROM documents WHERE id=?", (doc_id,))
+        return dict(json.loads(rows[0][2]), _id=rows[0][0], _creationTime=rows[0][1]) if rows else None
 
     def delete_doc(self, doc_id: str) -> bool:
-        with self.lock:
-            return self.conn.execute("DELETE FROM documents WHERE id=?", (doc_id,)).rowcount > 0
+        with self.tx() as run:
+            return run("DELETE FROM documents WHERE id=?", (doc_id,)) > 0
 
     def count(self, table: str | None = None) -> int:
-        with self.lock:
-            if table is None:
-                return self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
-            return self.conn.execute("SELECT COUNT(*) FROM documents WHERE table_name=?", (table,)).fetchone()[0]
+        if table is None:
+            return self.rows("SELECT COUNT(*) FROM documents")[0][0]
+        return self.rows("SELECT COUNT(*) FROM documents WHERE table_name=?", (table,))[0][0]
 
     def tables(self) -> list[str]:
-        with self.lock:
-            return [r[0] for r in self.conn.execute("SELECT DISTINCT table_name FROM documents ORDER BY 1")]
+        return [r[0] for r in self.rows("SELECT DISTINCT table_name FROM documents ORDER BY 1")]
 
     # deployment environment variables
     def env(self) -> dict:
-        with self.lock:
-            return dict(self.conn.execute("SELECT name, value FROM environment_variables ORDER BY name"))
+        return dict(self.rows("SELECT name, value FROM environment_variables ORDER BY name"))
 
     def apply_env(self, changes: list[tuple[str, str | None]]) -> None:
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                for name, value in changes:
-                    if value is None:
-                        self.conn.execute("DELETE FROM environment_variables WHERE name=?", (name,))
-                    else:
-                        self.conn.execute("INSERT OR REPLACE INTO environment_variables (name, value) VALUES (?, ?)",
-                                          (name, value))
-                self.conn.execute("COMMIT")
-            except Exception:
-                self.conn.execute("ROLLBACK")
-                raise
+        with self.tx() as run:
+            for name, value in changes:
+                if value is None:
+                    run("DELETE FROM environment_variables WHERE name=?", (name,))
+                else:
+                    run("INSERT INTO environment_variables (name, value) VALUES (?, ?) "
+                        "ON CONFLICT (name) DO UPDATE SET value=excluded.value", (name, value))
 
     def replace_tables(self, tables: dict[str, list[dict]], mode: str) -> int:
         written = 0
-        with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                if mode == "replaceAll":
-                    self.conn.execute("DELETE FROM documents")
-                for table, docs in tables.items():
-                    if mode == "replace":
-                        self.conn.execute("DELETE FROM documents WHERE table_name=?", (table,))
-                    for doc in docs:
-                        body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
-                        self.conn.execute(
-                            "INSERT OR REPLACE INTO documents (id, table_name, creation_time, json) VALUES (?, ?, ?, ?)",
-                            (doc.get("_id") or new_id(), table, float(doc.get("_creationTime") or time.time() * 1000),
-                             json.dumps(body)))
-                        written += 1
-                self.conn.execute("COMMIT")
-            except Exception:
-                self.conn.execute("ROLLBACK")
-                raise
+        with self.tx() as run:
+            if mode == "replaceAll":
+                run("DELETE FROM documents")
+            for table, docs in tables.items():
+                if mode == "replace":
+                    run("DELETE FROM documents WHERE table_name=?", (table,))
+                for doc in docs:
+                    body = {k: v for k, v in doc.items() if k not in ("_id", "_creationTime")}
+                    run(UPSERT_DOC, (doc.get("_id") or new_id(), table,
+                                     float(doc.get("_creationTime") or time.time() * 1000), json.dumps(body)))
+                    written += 1
         return written
+
+
+class PgStore(Store):
+    """The same schema in the Postgres database named after the instance, plus upstream's lease: the newest
+    backend holds it; an older one finds it gone at its next write and exits (crates/postgres/src/lib.rs
+    `struct Lease`, 1738-1888 at c51b14b; docs/upstream-external-storage.md §5)."""
+
+    kind = "Postgres"
+    placeholder = "%s"
+
+    def __init__(self, conn):  # pylint: disable=super-init-not-called (no SQLite file)
+        self.lock = threading.RLock()
+        self.conn = conn
+        self.conn.autocommit = True  # transactions are explicit: BEGIN ... COMMIT in tx()
+        self._exec(SCHEMA)
+        self._exec("CREATE TABLE IF NOT EXISTS leases (id BIGINT PRIMARY KEY, ts BIGINT NOT NULL)")
+        self._exec("INSERT INTO leases (id, ts) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        # Acquire: a nanosecond timestamp, written only if larger than the stored one
+        # (crates/postgres/src/sql.rs:767 `UPDATE ... leases SET ts=$1 WHERE ... AND ts<$1` at c51b14b).
+        log(C, "attempting to acquire lease")  # crates/postgres/src/lib.rs:1778 at c51b14b
+        self.lease_ts = time.time_ns()
+        if self._exec("UPDATE leases SET ts=? WHERE id=1 AND ts<?", (self.lease_ts, self.lease_ts)).rowcount != 1:
+            fail(C, "failed to acquire lease: Already acquired with higher timestamp")  # lib.rs:1790-1793
+        log(C, f"lease acquired with ts {self.lease_ts}")  # lib.rs:1794
+
+    def close(self):
+        with self.lock:
+            self.conn.close()
+
+    def begin(self) -> None:
+        # Every write checks the lease first (sql.rs:742 `... FOR SHARE`, :755 at c51b14b). Upstream only
+        # notices a lost lease here, at the next write, never on its own.
+        self._exec("BEGIN")
+        if not self._exec("SELECT 1 FROM leases WHERE id=1 AND ts=? FOR SHARE", (self.lease_ts,)).fetchall():
+            self._exec("ROLLBACK")
+            # #[error("Lease Lost")] (crates/common/src/errors.rs:827-828), then the local backend exits at once
+            # (crates/local_backend/src/main.rs:196-200 at c51b14b).
+            log(C, "Lease Lost", "ERROR")
+            log(C, "Received a fatal error. Shutting down immediately")
+            os._exit(1)
+
+
+def connect_postgres(url: str, instance_name: str, require_ssl: bool) -> PgStore:
+    """POSTGRES_URL as upstream reads it (crates/clusters/src/lib.rs:28-62 at c51b14b): a username, no database
+    name; the database is the instance name with '-' -> '_'; sslmode=require unless DO_NOT_REQUIRE_SSL, and
+    target_session_attrs=read-write (require_leader, crates/db_connection/src/lib.rs:75)."""
+    parts = urlsplit(url)
+    if not parts.username:
+        fail(C, "cluster url username must be set")  # never the URL: it may carry a password (lib.rs:35-39)
+    if parts.path not in ("", "/"):
+        fail(C, f"cluster url already contains db name: {parts.path}")  # lib.rs:56-59
+    db_name = instance_name.replace("-", "_")  # lib.rs:55
+    query = [q for q in parts.query.split("&") if q]
+    if require_ssl:
+        query.append("sslmode=require")
+    query.append("target_session_attrs=read-write")
+    dsn = f"{parts.scheme}://{parts.netloc}/{db_name}?{'&'.join(query)}"
+    try:
+        import psycopg2  # lazy: the SQLite path stays standard-library only (Debian: python3-psycopg2)
+    except ImportError:
+        fail(C, "POSTGRES_URL is set but the double's Postgres client (psycopg2, Debian python3-psycopg2) "
+                "is not installed")
+    try:
+        conn = psycopg2.connect(dsn)
+    except psycopg2.Error as exc:
+        # Upstream has no check of its own: the server's error is the message (docs §2).
+        fail(C, str(exc).strip())
+    store = PgStore(conn)
+    log(C, f"Connected to Postgres database: {instance_name}")  # crates/db_connection/src/lib.rs:159 at c51b14b
+    return store
+
+
+# ---------------------------------------------------------------------------------------------------
+# files, exports, modules, snapshot imports: a local directory per use case, or S3 buckets
+# ---------------------------------------------------------------------------------------------------
+# StorageUseCase and its Display (crates/storage/src/lib.rs:1214-1223 at c51b14b); the bucket variable is
+# S3_STORAGE_<USE CASE>_BUCKET (crates/aws_s3/src/storage.rs:861-866). The double keeps nothing for search.
+USE_CASES = ("exports", "snapshot_imports", "modules", "files", "search")
+S3_VARS = ("AWS_REGION",) + tuple(f"S3_STORAGE_{u.upper()}_BUCKET" for u in USE_CASES)  # run_backend.sh:36-41 order
+
+
+class LocalBlobs:
+    def __init__(self, root: str, use_case: str):
+        self.dir = os.path.join(root, use_case)
+        os.makedirs(self.dir, exist_ok=True)
+
+    def put(self, key: str, data: bytes) -> None:
+        path = os.path.join(self.dir, key)
+        with open(path + ".tmp", "wb") as fh:
+            fh.write(data)
+        os.replace(path + ".tmp", path)
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.dir, key), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+
+
+class S3Blobs:
+    """Objects under the database's s3 prefix, as upstream prefixes every key (crates/aws_s3/src/storage.rs:191
+    `self.key_prefix.clone() + &key` at c51b14b). The keys after the prefix are the double's."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str):
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(self.bucket, self.prefix + key, data)
+
+    def get(self, key: str) -> bytes | None:
+        return self.client.get_object(self.bucket, self.prefix + key)
+
+
+def storage_tag_from_env() -> str:
+    """The Docker image's choice (self-hosted/docker-build/run_backend.sh:34-51 at c51b14b): S3 only when
+    AWS_REGION and all five bucket variables are set; with some missing it warns and falls back to local storage
+    (it does not refuse). Echoed to stdout, as the script does."""
+    missing = [v for v in S3_VARS if not os.environ.get(v)]
+    if not missing:
+        return "S3"
+    if len(missing) < len(S3_VARS):
+        print("Warning: Some AWS/S3 environment variables are missing. Falling back to local storage.", flush=True)
+        print("Missing variables: " + " ".join(missing), flush=True)
+    return "Local"
+
+
+def _storage_debug(st: dict) -> str:
+    """StorageType's derived Debug (crates/model/src/database_globals/types.rs:51-55 at c51b14b)."""
+    if st["tag"] == "s3":
+        return f"S3 {{ s3_prefix: {json.dumps(st['s3Prefix'])} }}"
+    return f"Local {{ dir: {json.dumps(st['dir'])} }}"
+
+
+def init_storage(store: Store, instance_name: str, tag: str, local_dir: str) -> dict:
+    """Record the storage type at initialisation and refuse a later start with the other type, as upstream
+    (crates/model/src/database_globals/mod.rs:100-157 at c51b14b). Kept as upstream serialises it
+    (types.rs:57-65: {"tag": "s3", "s3Prefix"} / {"tag": "local", "dir"}). Returns the blob store per use case."""
+    stored = store.get("storage_type")
+    if stored is None:  # a new database: an S3 prefix is `<instance name>-<uuid4>/` (mod.rs:136-146)
+        stored = ({"tag": "s3", "s3Prefix": f"{instance_name}-{uuid.uuid4()}/"} if tag == "S3"
+                  else {"tag": "local", "dir": local_dir})
+        store.put("storage_type", stored)
+    elif tag == "Local" and stored["tag"] == "local" and stored["dir"] != local_dir:
+        log(C, f"Switching storage tag from local dir {stored['dir']} to {local_dir}")  # mod.rs:116-120
+        stored = {"tag": "local", "dir": local_dir}
+        store.put("storage_type", stored)
+    elif tag == "S3" and stored["tag"] == "s3":
+        if not stored["s3Prefix"].startswith(f"{instance_name}-"):
+            fail(C, f"Cannot use s3 storage path {stored['s3Prefix']} with {instance_name}")  # mod.rs:129-132
+    elif tag.lower() != stored["tag"]:
+        started = "S3" if tag == "S3" else f"Local {{ dir: {json.dumps(local_dir)} }}"
+        fail(C, f"Database was initialized with Some({_storage_debug(stored)}), "
+                f"but backend started up with {started}.")  # mod.rs:151-154
+    if stored["tag"] == "local":
+        log(C, f"storage: local directory {local_dir}")
+        return {u: LocalBlobs(local_dir, u) for u in USE_CASES}
+    # Credentials: upstream uses the AWS default chain (crates/aws_utils/src/lib.rs:78-83); the double reads
+    # only the environment. AWS_S3_FORCE_PATH_STYLE is Rust's bool parse: exactly "true" (lib.rs:25-30).
+    access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        fail(C, "S3 storage: the double reads credentials only from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    client = S3Client(os.environ.get("S3_ENDPOINT_URL"), os.environ["AWS_REGION"], access, secret,
+                      path_style=os.environ.get("AWS_S3_FORCE_PATH_STYLE") == "true",
+                      session_token=os.environ.get("AWS_SESSION_TOKEN"))
+    log(C, f"storage: S3 at {client.endpoint} ({'path' if client.path_style else 'virtual-hosted'} style), "
+           f"key prefix {stored['s3Prefix']}")
+    return {u: S3Blobs(client, os.environ[f"S3_STORAGE_{u.upper()}_BUCKET"], stored["s3Prefix"]) for u in USE_CASES}
 
 
 def migrate(store: Store) -> None:
@@ -317,8 +497,9 @@ def migrate(store: Store) -> None:
 # application
 # ---------------------------------------------------------------------------------------------------
 class Backend:
-    def __init__(self, cfg: Config, name: str, secret: str, store: Store, stopper: Stopper):
+    def __init__(self, cfg: Config, name: str, secret: str, store: Store, stopper: Stopper, blobs: dict):
         self.cfg, self.name, self.secret, self.store, self.stopper = cfg, name, secret, store, stopper
+        self.blobs = blobs  # use case -> LocalBlobs | S3Blobs
         self.started = time.time()
         self.pushes: dict[str, dict] = {}
         self.push_lock = threading.Lock()
@@ -328,7 +509,8 @@ class Backend:
         self.websockets = 0
         self.lease = secrets.token_hex(16)
         self.fatal: str | None = None
-        store.put("lease_owner", self.lease)
+        if store.kind == "SQLite":  # the double's own lease for one data dir (Postgres: PgStore's)
+            store.put("lease_owner", self.lease)
 
     # -- lease: two backends on one database -> the older one shuts down -----------------------------
     def watch_lease(self):
@@ -583,7 +765,8 @@ class Handler(JsonHandler):
             push_id = secrets.token_hex(8)
             with app.push_lock:
                 app.pushes[push_id] = {"version": version, "hash": config_hash, "modules": mod_hashes,
-                                       "state": "started", "dryRun": bool(body.get("dryRun"))}
+                                       "state": "started", "dryRun": bool(body.get("dryRun")),
+                                       "sources": [{"path": m["path"], "source": m["source"]} for m in modules]}
             log(C, f"push {push_id} started: functions version {version} ({len(mod_hashes)} modules)")
             return self.send_json(200, {"pushId": push_id, "schemaChange": {"state": "pending"}})
         push_id = body.get("pushId")
@@ -602,6 +785,8 @@ class Handler(JsonHandler):
                 previous = app.deployed
                 changed = not previous or previous.get("hash") != push["hash"]
                 if not push["dryRun"]:
+                    # The module sources go to modules storage (the object's name and format are the double's).
+                    app.blobs["modules"].put(f"{push['hash']}.json", json.dumps(push["sources"]).encode())
                     app.store.put("functions", {"version": push["version"], "hash": push["hash"],
                                                 "modules": push["modules"], "deployedAt": iso_now()})
                     app.store.put("deploy_count", (app.store.get("deploy_count") or 0) + 1)
@@ -640,8 +825,6 @@ class Handler(JsonHandler):
         doc["state"] = "in_progress"
         app.store.put("latest_export", doc)
         try:
-            out_dir = os.path.join(app.cfg.data, "storage", "exports")
-            os.makedirs(out_dir, exist_ok=True)
             buf = io.BytesIO()
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("README.md", "# Convex snapshot export (test double)\nOne folder per table, "
@@ -653,10 +836,7 @@ class Handler(JsonHandler):
                     zf.writestr(f"{table}/documents.jsonl",
                                 "".join(json.dumps(d) + "\n" for d in app.store.list(table)))
             time.sleep(0.2)
-            final = os.path.join(out_dir, f"{doc['start_ts']}.zip")
-            with open(final + ".tmp", "wb") as fh:
-                fh.write(buf.getvalue())
-            os.replace(final + ".tmp", final)
+            app.blobs["exports"].put(f"{doc['start_ts']}.zip", buf.getvalue())
             doc["state"] = "completed"
             doc["complete_ts"] = str(time.time_ns())
             log(C, f"export {doc['start_ts']} completed ({len(buf.getvalue())} bytes)")
@@ -669,10 +849,8 @@ class Handler(JsonHandler):
     def download_export(self, ts: str) -> None:
         app: Backend = self.app
         latest = app.store.get("latest_export")
-        path = os.path.join(app.cfg.data, "storage", "exports", f"{ts}.zip")
-        if re.fullmatch(r"[0-9]+", ts) and os.path.exists(path):
-            with open(path, "rb") as fh:
-                data = fh.read()
+        data = app.blobs["exports"].get(f"{ts}.zip") if re.fullmatch(r"[0-9]+", ts) else None
+        if data is not None:
             return self.send_bytes(200, data, "application/zip", {
                 # Unquoted, as upstream (crates/local_backend/src/custom_headers.rs): the CLI slices it off verbatim.
                 "Content-Disposition": f"attachment; filename=snapshot_{app.name}_{ts}.zip"})
@@ -714,7 +892,10 @@ class Handler(JsonHandler):
         app: Backend = self.app
         q = {k: v[0] for k, v in query.items()}
         if path == "/api/import":
-            written = self._apply_import(self.read_body(), q.get("format", "zip"), q.get("mode", "requireEmpty"))
+            key = f"{new_id()}.zip"  # through snapshot imports storage, as the upload flow below
+            app.blobs["snapshot_imports"].put(key, self.read_body())
+            written = self._apply_import(app.blobs["snapshot_imports"].get(key), q.get("format", "zip"),
+                                         q.get("mode", "requireEmpty"))
             return self.send_json(200, {"numWritten": written})
         if path == "/api/import/start_upload":
             self.read_body()
@@ -738,7 +919,8 @@ class Handler(JsonHandler):
             data = b"".join(upload[p][1] for p in sorted(parts, key=lambda p: upload[p][0]))
             tables = self._parse_zip(data)
             import_id = new_id()
-            app.imports[import_id] = {"data": data, "format": spec.get("format", "zip"),
+            app.blobs["snapshot_imports"].put(f"{import_id}.zip", data)
+            app.imports[import_id] = {"object": f"{import_id}.zip", "format": spec.get("format", "zip"),
                                       "mode": spec.get("mode", "requireEmpty"),
                                       "state": {"state": "waiting_for_confirmation",
                                                 "message_to_confirm": f"Import {sum(map(len, tables.values()))} "
@@ -754,7 +936,8 @@ class Handler(JsonHandler):
                 raise ApiError(400, "ImportNotWaiting", f"Import is {imp['state']['state']}")
             imp["state"] = {"state": "in_progress", "progress_message": "importing", "checkpoint_messages": []}
             try:
-                written = self._apply_import(imp["data"], imp["format"], imp["mode"])
+                data = app.blobs["snapshot_imports"].get(imp["object"]) or b""
+                written = self._apply_import(data, imp["format"], imp["mode"])
                 imp["state"] = {"state": "completed", "num_rows_written": str(written)}
             except ApiError as exc:
                 imp["state"] = {"state": "failed", "error_message": exc.message}
@@ -975,8 +1158,8 @@ class HttpActionsHandler(Handler):
 class Functions:
     """The Convex functions the double knows, available only after a deploy (except _system ones)."""
 
-    QUERIES = {"lab:list", "lab:get", "lab:count", "users:count"}
-    MUTATIONS = {"lab:put", "lab:delete"}
+    QUERIES = {"lab:list", "lab:get", "lab:count", "users:count", "lab:getFile"}
+    MUTATIONS = {"lab:put", "lab:delete", "lab:storeFile"}
 
     def __init__(self, app: Backend):
         self.app = app
@@ -1028,6 +1211,20 @@ class Functions:
         store = self.app.store
         if path == "users:count":
             return store.count("users")
+        if path == "lab:storeFile":  # file storage: base64 in, a storage id (a UUID) out
+            try:
+                data = base64.b64decode(args.get("data", ""), validate=True)
+            except (TypeError, ValueError) as exc:
+                raise FunctionError("ArgumentValidationError: data must be base64") from exc
+            storage_id = str(uuid.uuid4())
+            self.app.blobs["files"].put(storage_id, data)
+            return storage_id
+        if path == "lab:getFile":
+            storage_id = args.get("storageId")
+            if not isinstance(storage_id, str) or not re.fullmatch(r"[0-9a-f-]{36}", storage_id):
+                raise FunctionError("ArgumentValidationError: storageId must be a storage id")
+            data = self.app.blobs["files"].get(storage_id)
+            return None if data is None else base64.b64encode(data).decode()
         if path in ("lab:get", "lab:delete"):
             doc_id = args.get("id")
             if not isinstance(doc_id, str):
@@ -1047,6 +1244,23 @@ class Functions:
 
 
 # ---------------------------------------------------------------------------------------------------
+def open_database(cfg: Config, instance_name: str) -> Store:
+    """The database as the Docker image picks it (self-hosted/docker-build/run_backend.sh:17-32 at c51b14b):
+    POSTGRES_URL, else MYSQL_URL, else DATABASE_URL (deprecated, Postgres), else SQLite in the data dir."""
+    if os.environ.get("POSTGRES_URL"):
+        return connect_postgres(os.environ["POSTGRES_URL"], instance_name, not cfg.no_ssl)
+    if os.environ.get("MYSQL_URL"):
+        fail(C, "MYSQL_URL is set, but this test double does not implement MySQL persistence: refusing to start")
+    if os.environ.get("DATABASE_URL"):
+        print("Warning: DATABASE_URL is deprecated. Please use POSTGRES_URL for PostgreSQL or MYSQL_URL for "
+              "MySQL connections instead.", flush=True)  # run_backend.sh:25
+        return connect_postgres(os.environ["DATABASE_URL"], instance_name, not cfg.no_ssl)
+    path = os.path.join(cfg.data, "db.sqlite3")
+    store = Store(path)
+    log(C, f"Connected to SQLite at {path}")  # crates/db_connection/src/lib.rs:148 at c51b14b
+    return store
+
+
 def main() -> int:
     # PID 1: SIGTERM ignored; first SIGINT drains, second exits at once.
     stopper = Stopper(C, graceful=(signal.SIGINT,), ignored=(signal.SIGTERM,))
@@ -1056,17 +1270,17 @@ def main() -> int:
     cfg.report()
     os.makedirs(cfg.data, exist_ok=True)
     name, secret = load_credentials(cfg)
-    for sub in ("files", "modules", "search", "exports"):
-        os.makedirs(os.path.join(cfg.data, "storage", sub), exist_ok=True)
-    store = Store(os.path.join(cfg.data, "db.sqlite3"))
+    store = open_database(cfg, name)
     migrate(store)
-    app = Backend(cfg, name, secret, store, stopper)
+    blobs = init_storage(store, name, storage_tag_from_env(), os.path.join(cfg.data, "storage"))
+    app = Backend(cfg, name, secret, store, stopper, blobs)
     fn = app.deployed
     log(C, f"deployed functions: {fn['version']} ({fn['hash'][:12]})" if fn else "no functions deployed yet")
     servers = [ThreadingServer("0.0.0.0", cfg.ports[0], Handler, app),
                ThreadingServer("0.0.0.0", cfg.ports[1], HttpActionsHandler, app)]
     serve(servers)
-    threading.Thread(target=app.watch_lease, daemon=True).start()
+    if store.kind == "SQLite":  # Postgres: upstream's lease, checked at each write (PgStore.begin)
+        threading.Thread(target=app.watch_lease, daemon=True).start()
     log(C, f"listening on 0.0.0.0:{cfg.ports[0]} (API) and 0.0.0.0:{cfg.ports[1]} (HTTP actions)")
     stopper.wait()
     log(C, "draining requests")
@@ -1074,7 +1288,7 @@ def main() -> int:
     try:
         store.close()
         log(C, "database closed")
-    except sqlite3.Error as exc:
+    except Exception as exc:  # sqlite3.Error or psycopg2.Error
         log(C, f"closing the database failed: {exc}", "ERROR")
     if app.fatal:
         log(C, f"exiting: {app.fatal}", "ERROR")

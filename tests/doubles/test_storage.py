@@ -1,0 +1,285 @@
+"""The backend double on external storage: the lab's real PostgreSQL 17 and radosgw S3 (`lab/lab.py storage`).
+
+    OWLAT_LAB_STORAGE=1 OWLAT_LAB_STATE=/path/to/lab/.state .venv/bin/pytest -q -s tests/doubles/test_storage.py
+
+Skipped only when OWLAT_LAB_STORAGE is unset. Needs psycopg2 in the venv (the double imports it with
+POSTGRES_URL; these tests read the database with it). Each test makes its own database / buckets and removes them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "common"))
+
+from s3lite import S3Client  # noqa: E402
+from test_doubles import BACKEND, SECRET, Backend, base_env, cli, http, jpost, procs, start  # noqa: E402,F401
+
+pytestmark = pytest.mark.skipif(not os.environ.get("OWLAT_LAB_STORAGE"),
+                                reason="needs the lab storage (lab/lab.py storage): set OWLAT_LAB_STORAGE=1")
+
+STATE = os.environ.get("OWLAT_LAB_STATE") or os.path.join(os.path.dirname(os.path.dirname(HERE)), "lab", ".state")
+PG_HOST, REGION = "172.29.0.252:5432", "us-east-1"
+S3_HTTP, S3_HTTPS = "http://172.29.0.251:7480", "https://172.29.0.251:7443"
+SSL_OF_DB = "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname=%s"
+USE_CASES = ("exports", "snapshot_imports", "modules", "files", "search")
+
+
+def state(*parts) -> str:
+    with open(os.path.join(STATE, *parts), encoding="utf-8") as fh:
+        return fh.read().strip()
+
+
+def pg_url(db: str = "") -> str:
+    password = quote(state("pg", "admin-password"), safe="")
+    return f"postgresql://owlat_admin:{password}@{PG_HOST}" + (f"/{db}" if db else "")
+
+
+def admin(db: str = "postgres"):
+    import psycopg2
+
+    conn = psycopg2.connect(pg_url(db) + f"?sslmode=verify-full&sslrootcert={os.path.join(STATE, 'pg', 'ca.crt')}")
+    conn.autocommit = True
+    return conn
+
+
+def sql(db: str, query: str, args=()) -> list[tuple]:
+    conn = admin(db)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
+def s3(endpoint: str = S3_HTTP) -> S3Client:
+    return S3Client(endpoint, REGION, state("s3", "access-key"), state("s3", "secret-key"), path_style=True)
+
+
+@pytest.fixture
+def instance():
+    """A fresh instance name whose database does NOT exist yet; dropped afterwards."""
+    name = f"dbl-t{uuid.uuid4().hex[:10]}"
+    yield name
+    sql("postgres", f'DROP DATABASE IF EXISTS "{name.replace("-", "_")}" WITH (FORCE)')
+
+
+def create_db(name: str) -> str:
+    db = name.replace("-", "_")
+    sql("postgres", f'CREATE DATABASE "{db}"')
+    return db
+
+
+@pytest.fixture
+def buckets():
+    """The six S3 variables (five buckets made for the test, removed afterwards) plus keys and endpoint."""
+    client, tag = s3(), uuid.uuid4().hex[:8]
+    names = {u: f"dbl-{tag}-{u.replace('_', '-')}" for u in USE_CASES}
+    for b in names.values():
+        client.create_bucket(b)
+    env = {f"S3_STORAGE_{u.upper()}_BUCKET": b for u, b in names.items()}
+    env.update(AWS_REGION=REGION, AWS_ACCESS_KEY_ID=state("s3", "access-key"),
+               AWS_SECRET_ACCESS_KEY=state("s3", "secret-key"), AWS_S3_FORCE_PATH_STYLE="true",
+               S3_ENDPOINT_URL=S3_HTTP)
+    yield names, env
+    for b in names.values():
+        client.delete_bucket(b)
+
+
+def run_refused(tmp_path, data=None, **env) -> str:
+    """Start the double expecting it to refuse; its whole output."""
+    out = subprocess.run([sys.executable, BACKEND], capture_output=True, text=True, timeout=30,
+                         env=base_env(OWLAT_DOUBLE_DATA=str(data or tmp_path / "refused"), OWLAT_DOUBLE_PORTS="0,0",
+                                      **env))
+    assert out.returncode != 0, out.stdout + out.stderr
+    return out.stdout + out.stderr
+
+
+def mutation(b, path, args):
+    status, body = jpost(b.url + "/api/mutation", {"path": path, "args": args})
+    assert status == 200 and body["status"] == "success", body
+    return body["value"]
+
+
+def query(b, path, args, headers=None):
+    status, body = jpost(b.url + "/api/query", {"path": path, "args": args}, headers)
+    assert status == 200 and body["status"] == "success", body
+    return body["value"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Postgres
+# ---------------------------------------------------------------------------------------------------
+def test_pg_missing_database_refused_with_the_servers_error(tmp_path, instance):
+    out = run_refused(tmp_path, INSTANCE_NAME=instance, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url())
+    db = instance.replace("-", "_")
+    print(f"\nMEASURED missing database: {[l for l in out.splitlines() if 'FATAL' in l]}")
+    assert f'database "{db}" does not exist' in out and "Connected to Postgres" not in out
+
+
+@pytest.mark.parametrize("url, message", [
+    ("DB", "cluster url already contains db name: /somedb"),
+    ("NOUSER", "cluster url username must be set"),
+])
+def test_pg_url_refused_as_upstream(tmp_path, instance, url, message):
+    url = pg_url("somedb") if url == "DB" else f"postgresql://{PG_HOST}"
+    out = run_refused(tmp_path, INSTANCE_NAME=instance, INSTANCE_SECRET=SECRET, POSTGRES_URL=url)
+    print(f"\nMEASURED {message!r}: {[l for l in out.splitlines() if 'FATAL' in l]}")
+    assert message in out
+
+
+def test_mysql_refused_honestly(tmp_path):
+    out = run_refused(tmp_path, INSTANCE_SECRET=SECRET, MYSQL_URL="mysql://u:p@127.0.0.1:3306")
+    assert "does not implement MySQL" in out
+
+
+def test_pg_documents_live_in_postgres_over_tls_and_survive_a_restart(start, tmp_path, instance):
+    db = create_db(instance)
+    # PGSSLMODE=disable asks libpq for plain TCP: only the URL's sslmode=require (the default) can override it.
+    env = dict(INSTANCE_NAME=instance, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url(), PGSSLMODE="disable")
+    b = Backend(start, tmp_path / "d", **env)
+    log = b.proc.log()
+    assert f"Connected to Postgres database: {instance}" in log
+    assert "attempting to acquire lease" in log and "lease acquired with ts " in log
+    ssl = sql("postgres", SSL_OF_DB, (db,))
+    print(f"\nMEASURED double's connection ssl (PGSSLMODE=disable, no DO_NOT_REQUIRE_SSL): {ssl}")
+    assert ssl == [(True,)]
+    key = b.mint()
+    assert cli("deploy", url=b.url, key=key).returncode == 0
+    doc_id = mutation(b, "lab:put", {"table": "notes", "doc": {"text": "in postgres"}})
+    assert http("POST", b.url + "/api/update_environment_variables",
+                {"changes": [{"name": "GREETING", "value": "hi"}]}, b.auth(key))[0] == 200
+    rows = sql(db, "SELECT id, json FROM documents WHERE table_name='notes'")
+    env_rows = sql(db, "SELECT name, value FROM environment_variables")
+    globals_ = dict(sql(db, "SELECT key, value FROM persistence_globals"))
+    lease = sql(db, "SELECT id, ts FROM leases")
+    print(f"MEASURED documents {rows}, env {env_rows}, storage_type {globals_.get('storage_type')}, leases {lease}")
+    assert rows == [(doc_id, json.dumps({"text": "in postgres"}))] and env_rows == [("GREETING", "hi")]
+    assert json.loads(globals_["storage_type"]) == {"tag": "local", "dir": str(tmp_path / "d" / "storage")}
+    assert "functions" in globals_ and lease[0][1] > 0
+    b.stop()
+    assert not os.path.exists(tmp_path / "d" / "db.sqlite3")
+    again = Backend(start, tmp_path / "d", **env)
+    assert "initialising a new database" not in again.proc.log()
+    assert [d["text"] for d in query(again, "lab:list", {"table": "notes"})] == ["in postgres"]
+    again.stop()
+    # DO_NOT_REQUIRE_SSL (any non-empty value) drops sslmode=require: libpq's own choice applies (here: disable).
+    plain = Backend(start, tmp_path / "d", DO_NOT_REQUIRE_SSL="1", **env)
+    ssl = sql("postgres", SSL_OF_DB, (db,))
+    print(f"MEASURED with DO_NOT_REQUIRE_SSL=1 and PGSSLMODE=disable: ssl {ssl}")
+    assert ssl == [(False,)]
+    plain.stop()
+
+
+def test_pg_lease_newer_backend_takes_over_older_stops_at_next_write(start, tmp_path, instance):
+    create_db(instance)
+    env = dict(INSTANCE_NAME=instance, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url())
+    old = Backend(start, tmp_path / "a", **env)
+    assert cli("deploy", url=old.url, key=old.mint()).returncode == 0
+    mutation(old, "lab:put", {"table": "notes", "doc": {"by": "old"}})
+    new = Backend(start, tmp_path / "b", **env)
+    time.sleep(1.5)
+    assert old.proc.p.poll() is None, "upstream notices a lost lease only at the next write"
+    try:
+        http("POST", old.url + "/api/mutation", {"path": "lab:put", "args": {"table": "notes", "doc": {"by": "old2"}}})
+    except OSError:
+        pass  # the old backend exits in the middle of the request
+    assert old.proc.wait(10) == 1
+    log = old.proc.log()
+    print("\nMEASURED old backend's last lines:\n" + "\n".join(log.splitlines()[-3:]))
+    assert "Lease Lost" in log and "Received a fatal error. Shutting down immediately" in log
+    mutation(new, "lab:put", {"table": "notes", "doc": {"by": "new"}})
+    assert [d["by"] for d in query(new, "lab:list", {"table": "notes"})] == ["old", "new"]
+    new.stop()
+
+
+# ---------------------------------------------------------------------------------------------------
+# S3
+# ---------------------------------------------------------------------------------------------------
+def test_s3_files_exports_modules_imports_in_their_buckets(start, tmp_path, buckets):
+    names, env = buckets
+    # HTTPS endpoint with the lab's CA (SSL_CERT_FILE: the double trusts the default store plus that file).
+    env = dict(env, S3_ENDPOINT_URL=S3_HTTPS, SSL_CERT_FILE=os.path.join(STATE, "s3", "ca.crt"))
+    b = Backend(start, tmp_path / "d", INSTANCE_SECRET=SECRET, **env)
+    assert "Falling back to local storage" not in b.proc.log()
+    key = b.mint()
+    h = b.auth(key)
+    assert cli("deploy", url=b.url, key=key).returncode == 0
+    storage_id = mutation(b, "lab:storeFile", {"data": base64.b64encode(b"hello s3").decode()})
+    assert base64.b64decode(query(b, "lab:getFile", {"storageId": storage_id})) == b"hello s3"
+    assert http("POST", b.url + "/api/export/request/zip?includeStorage=true", b"", h)[0] == 200
+    for _ in range(50):
+        latest = query(b, "_system/cli/exports:getLatest", {}, h)
+        if latest["state"] == "completed":
+            break
+        time.sleep(0.1)
+    status, _, data = http("GET", b.url + f"/api/export/zip/{latest['start_ts']}", headers=h)
+    assert status == 200 and data[:2] == b"PK"
+    status, _, raw = http("POST", b.url + "/api/import?format=zip&mode=replaceAll", data,
+                          dict(h, **{"Content-Type": "application/octet-stream"}))
+    assert status == 200, raw
+    client = s3()
+    listing = {u: client.list_keys(n) for u, n in names.items()}
+    print(f"\nMEASURED bucket contents: {json.dumps(listing, indent=1)}")
+    prefix = listing["files"][0].split("/", 1)[0] + "/"
+    assert prefix.startswith("convex-self-hosted-")  # upstream: `<instance name>-<uuid4>/`
+    assert listing["files"] == [prefix + storage_id]
+    assert listing["exports"] == [f"{prefix}{latest['start_ts']}.zip"]
+    assert len(listing["modules"]) == 1 and listing["modules"][0].endswith(".json")
+    assert len(listing["snapshot_imports"]) == 1 and listing["search"] == []
+    assert not os.path.exists(tmp_path / "d" / "storage")  # nothing local
+    b.stop()
+
+
+def test_s3_half_configured_warns_falls_back_and_type_is_kept(start, tmp_path, buckets):
+    names, env = buckets
+    half = {k: v for k, v in env.items() if k not in ("S3_STORAGE_SEARCH_BUCKET", "AWS_REGION")}
+    # A database initialised with S3 ...
+    b = Backend(start, tmp_path / "s3", INSTANCE_SECRET=SECRET, **env)
+    b.stop()
+    # ... refuses the Docker image's local fallback.
+    out = run_refused(tmp_path, data=tmp_path / "s3", INSTANCE_SECRET=SECRET, **half)
+    print(f"\nMEASURED S3 database, half set:\n" + "\n".join(
+        l for l in out.splitlines() if "Warning" in l or "Missing" in l or "initialized" in l))
+    assert "Warning: Some AWS/S3 environment variables are missing. Falling back to local storage." in out
+    assert "Missing variables: AWS_REGION S3_STORAGE_SEARCH_BUCKET" in out
+    local_dir = str(tmp_path / "s3" / "storage")
+    assert ('Database was initialized with Some(S3 { s3_prefix: "convex-self-hosted-' in out
+            and f'/" }}), but backend started up with Local {{ dir: "{local_dir}" }}.' in out)
+    # A fresh database with half the set: warning, local storage (nothing in the bucket) ...
+    loc = Backend(start, tmp_path / "loc", INSTANCE_SECRET=SECRET, **half)
+    assert "Falling back to local storage" in loc.proc.log()
+    assert cli("deploy", url=loc.url, key=loc.mint()).returncode == 0
+    storage_id = mutation(loc, "lab:storeFile", {"data": base64.b64encode(b"local").decode()})
+    assert os.path.exists(tmp_path / "loc" / "storage" / "files" / storage_id)
+    assert s3().list_keys(names["files"]) == []
+    loc.stop()
+    # ... and then refuses S3.
+    out = run_refused(tmp_path, data=tmp_path / "loc", INSTANCE_SECRET=SECRET, **env)
+    print("MEASURED local database, all six set: " + next(l for l in out.splitlines() if "initialized" in l))
+    assert (f'Database was initialized with Some(Local {{ dir: "{tmp_path / "loc" / "storage"}" }}), '
+            "but backend started up with S3." in out)
+
+
+def test_s3_with_postgres_type_recorded_in_postgres(start, tmp_path, instance, buckets):
+    db = create_db(instance)
+    _, env = buckets
+    pg = dict(INSTANCE_NAME=instance, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url())
+    b = Backend(start, tmp_path / "d", **pg, **env)
+    b.stop()
+    stored = json.loads(dict(sql(db, "SELECT key, value FROM persistence_globals"))["storage_type"])
+    print(f"\nMEASURED storage_type in Postgres: {stored}")
+    assert stored["tag"] == "s3" and stored["s3Prefix"].startswith(f"{instance}-")
+    out = run_refused(tmp_path, data=tmp_path / "d", **pg)  # no S3 variables at all: local
+    assert "Falling back" not in out and "Database was initialized with Some(S3 {" in out
