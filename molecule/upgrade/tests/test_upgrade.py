@@ -221,6 +221,20 @@ def test_refused_without_acknowledging_breaking_changes():
     assert record(GOOD[0])["release"] == FROM[GOOD[0]]
 
 
+def test_refused_with_a_cold_pre_upgrade_backup_of_data_outside_the_host():
+    """A stack on an external database: a cold backup copies only the empty convex-data volume, so the rollback
+    would restore nothing. Refused before any change (the scheduled backups are hot, so only the upgrade's rule fires)."""
+    rc, out = playbook(str(COLLECTION / "playbooks/upgrade.yml"), "-e", f"owlat_upgrade_release={B}",
+                       "-e", "owlat_upgrade_backup_mode=cold", "-e", "owlat_backup_mode=hot",
+                       "-e", "owlat_convex_postgres_url=postgresql://convex@pg.example.net:5432", "-l", GOOD[0])
+    assert rc != 0
+    flat = re.sub(r"\s+", " ", out)
+    assert (f"upgrade on {GOOD[0]}: owlat_upgrade_backup_mode is cold, but the stack keeps its data outside the host "
+            "(owlat_convex_postgres_url)") in flat, out[-3000:]
+    assert recap(out)[GOOD[0]][0] == 0
+    assert record(GOOD[0])["release"] == FROM[GOOD[0]]
+
+
 def test_good_hosts_end_on_b(upgrade):
     assert upgrade["rc"] == 2, upgrade["out"][-4000:]  # one host failed (and was rolled back)
     for name in GOOD:
