@@ -53,6 +53,13 @@ BATTERY = [
     ("unknown backup mode", {"owlat_backup_password": "lab-backup-pass", "owlat_backup_mode": "warm"}, "owlat_backup_mode"),
     ("backup repository with a bad scheme", {"owlat_backup_password": "lab-backup-pass",
                                              "owlat_backup_repository": "ftp://x/y"}, "owlat_backup_repository"),
+    ("a Postgres URL without user name", {"owlat_convex_postgres_url": "postgresql://pg.example.net:5432"},
+     "as a server URL with a user name and without database name"),
+    ("an instance name that is no database name", {"owlat_convex_instance_name": "Acme_EU"},
+     "owlat_convex_instance_name is empty or lower-case letters, digits and - (got Acme_EU)"),
+    ("two stacks on one Postgres database", {"owlat_convex_postgres_url": "postgresql://convex@pg.example.net:5432"},
+     "database postgres://pg.example.net:5432/convex_self_hosted would be used by stack owlat on owlat-mol-docker-deb12 "
+     "and stack owlat on owlat-mol-docker-deb13"),
     ("cold backups of a stack whose documents are in Postgres", {"owlat_backup_password": "lab-backup-pass",
                                                                "owlat_convex_postgres_url": "postgresql://convex@pg.example.net:5432"},
      "owlat_backup_mode is cold, but the stack keeps its data outside the host (owlat_convex_postgres_url)"),

@@ -84,7 +84,8 @@ options:
             type: path
             required: true
       row:
-        description: What the run's table shows for the stack while it stays converged (release, url).
+        description: What the run's table shows for the stack while it stays converged (release, url), and what the
+          fleet-wide preflight rules read of it (hostnames, database).
         type: dict
         default: {}
 extends_documentation_fragment:
@@ -144,7 +145,7 @@ recorded_at:
   returned: success
   type: str
 stacks:
-  description: Stack name to its recorded row (release, url, hostnames) and how many of its containers run now
+  description: Stack name to its recorded row (release, url, hostnames, database) and how many of its containers run now
     (running).
   returned: success
   type: dict
