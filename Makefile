@@ -19,8 +19,10 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 SCENARIOS ?= docker stack fleet backup_restore upgrade monitoring stacks adopt
-# Also run on the oldest supported leg (ansible-core 2.17, community.docker 4.8).
-OLDEST_SCENARIOS ?= stack upgrade
+# Also run on the oldest supported leg (ansible-core 2.17, community.docker 4.8): the whole stack, check mode, -vvv
+# without secrets, drift repaired. The upgrade scenario no longer (its 10 minutes of CPU on the 2 shared cores pushed
+# make test past the hour); the upgrade role's code on 2.17 has ansible-test sanity and the unit tests.
+OLDEST_SCENARIOS ?= stack
 # Deprecation watch: every ansible run records the deprecations the collection's own content triggers
 # (matrix.py exec fails the step on one). The environment wins over ansible.cfg and Molecule's own ansible.cfg.
 export ANSIBLE_CALLBACKS_ENABLED := owlat.selfhost.module_runs,owlat.selfhost.deprecation_watch
@@ -99,11 +101,11 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 	$(PY) lab/lab.py registry
 	rc=0; for s in $(OLDEST_SCENARIOS); do $(call SCENARIO,$(OLDEST_LEG),$$s) || rc=1; done; exit $$rc
 
-# make test's lab steps in two lanes side by side: a lab run mostly waits (health gates, restarts): one lane kept
-# about a third of the 2 cores busy (59 min wall, 37 min CPU). Lane A: the longest main-line scenarios; lane B:
-# the others, the runner test and the oldest leg's (their log: tests/matrix/results/lane-b.log).
-LANE_A ?= stack upgrade backup_restore monitoring adopt
-LANE_B ?= fleet stacks docker
+# make test's lab steps in two lanes side by side. The 2 cores are the limit now (vmstat: 0-5 % idle with both lanes):
+# the lanes are balanced by measured minutes (stack 12, upgrade 12, backup_restore 17, adopt 7, docker 5 | fleet 6,
+# stacks 23, monitoring 8, runner 4, oldest stack 9). Lane B's log: tests/matrix/results/lane-b.log.
+LANE_A ?= stack upgrade backup_restore adopt docker
+LANE_B ?= fleet stacks monitoring
 lanes: deps venvs link
 	$(PY) lab/lab.py registry
 	@{ rc=0; for s in $(LANE_B); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; \

@@ -1,4 +1,4 @@
-"""A fleet of three stacks: each answers on its own domains, named after its own stack; the dashboard only
+"""A fleet of two stacks: each answers on its own domains, named after its own stack; the dashboard only
 where asked for and only behind authentication; a mixed Debian 12/13 fleet; check mode changes nothing."""
 
 import base64
@@ -15,9 +15,9 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 from converge_run import run_converge  # noqa: E402
 
-STACKS = {"owlat-mol-fleet3": "acme"}
+STACKS = {"owlat-mol-fleet2": "acme"}
 DASHBOARD = {"owlat-mol-fleet1": "dashboard.owlat-mol-fleet1.owlat.test"}
-DEBIAN = {"owlat-mol-fleet1": "13", "owlat-mol-fleet2": "12", "owlat-mol-fleet3": "13"}
+DEBIAN = {"owlat-mol-fleet1": "13", "owlat-mol-fleet2": "12"}
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def test_check_mode_on_the_converged_fleet_changes_nothing():
     rc, out = run_converge("--check")
     assert rc == 0, out[-3000:]
     recaps = dict(re.findall(r"(owlat-mol-fleet\d)\s+: ok=\d+\s+changed=(\d+)", out))
-    assert recaps == {"owlat-mol-fleet1": "0", "owlat-mol-fleet2": "0", "owlat-mol-fleet3": "0"}, out[-3000:]
+    assert recaps == {"owlat-mol-fleet1": "0", "owlat-mol-fleet2": "0"}, out[-3000:]
 
 
 def test_deploy_record(host, stack):
