@@ -270,29 +270,40 @@ def double(name: str, base: str, args: dict) -> str:
 
 # --- registry -----------------------------------------------------------------------------------
 
+def make_ca(d: pathlib.Path, cn: str) -> None:
+    """d/ca.crt and d/ca.key, made once. Key usage and constraints as a real CA has them: Python 3.13 verifies
+    strictly (VERIFY_X509_STRICT) and refuses a CA certificate without a keyUsage extension."""
+    if not (d / "ca.crt").exists():
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+            "-subj", f"/CN={cn}", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
+            "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), quiet=True)
+
+
+def make_server_cert(d: pathlib.Path, name: str, cn: str, sans: list[str]) -> bool:
+    """d/<name>.crt and d/<name>.key for a TLS server (cn, sans), signed by d's CA; made once (True: just made)."""
+    if (d / f"{name}.crt").exists():
+        return False
+    ext = d / f"{name}.ext"
+    ext.write_text(f"subjectAltName={','.join(sans)}\n"
+                   "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
+                   "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+        "-keyout", str(d / f"{name}.key"), "-out", str(d / f"{name}.csr"), quiet=True)
+    run("openssl", "x509", "-req", "-in", str(d / f"{name}.csr"), "-CA", str(d / "ca.crt"),
+        "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
+        "-out", str(d / f"{name}.crt"), quiet=True)
+    return True
+
+
 def lab_secrets() -> dict:
     """Lab CA, registry certificate, registry password and SSH key; made once, kept in STATE."""
     STATE.mkdir(parents=True, exist_ok=True)
     os.chmod(STATE, 0o700)
     pki = STATE / "pki"
     pki.mkdir(exist_ok=True)
-    if not (pki / "ca.crt").exists():
-        # Key usage and constraints as a real CA has them: Python 3.13 verifies strictly (VERIFY_X509_STRICT) and
-        # refuses a CA certificate without a keyUsage extension.
-        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", "/CN=owlat lab CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
-            "-keyout", str(pki / "ca.key"), "-out", str(pki / "ca.crt"), quiet=True)
-    if not (pki / "registry.crt").exists():
-        ext = pki / "registry.ext"
-        ext.write_text(f"subjectAltName=DNS:{REGISTRY_HOST},DNS:localhost,IP:127.0.0.1\n"
-                       "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                       "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
-        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={REGISTRY_HOST}",
-            "-keyout", str(pki / "registry.key"), "-out", str(pki / "registry.csr"), quiet=True)
-        run("openssl", "x509", "-req", "-in", str(pki / "registry.csr"), "-CA", str(pki / "ca.crt"),
-            "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
-            "-out", str(pki / "registry.crt"), quiet=True)
+    make_ca(pki, "owlat lab CA")
+    if make_server_cert(pki, "registry", REGISTRY_HOST, [f"DNS:{REGISTRY_HOST}", "DNS:localhost", "IP:127.0.0.1"]):
         os.chmod(pki / "registry.key", 0o644)  # read by the registry process in its container
     pw = STATE / "registry-password"
     if not pw.exists():
@@ -634,21 +645,9 @@ def server_pki(d: pathlib.Path, what: str, cn: str, sans: list[str]) -> None:
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
     if not (d / "ca.crt").exists():
-        (d / "server.crt").unlink(missing_ok=True)
-        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-            "-subj", f"/CN=owlat lab {what} CA", "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-addext", "subjectKeyIdentifier=hash",
-            "-keyout", str(d / "ca.key"), "-out", str(d / "ca.crt"), quiet=True)
-    if not (d / "server.crt").exists():
-        ext = d / "server.ext"
-        ext.write_text(f"subjectAltName={','.join(sans)}\n"
-                       "extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature,keyEncipherment\n"
-                       "basicConstraints=CA:FALSE\nauthorityKeyIdentifier=keyid,issuer\nsubjectKeyIdentifier=hash\n")
-        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
-            "-keyout", str(d / "server.key"), "-out", str(d / "server.csr"), quiet=True)
-        run("openssl", "x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.crt"),
-            "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-days", "3650", "-extfile", str(ext),
-            "-out", str(d / "server.crt"), quiet=True)
+        (d / "server.crt").unlink(missing_ok=True)  # a new CA: the old server certificate no longer verifies
+    make_ca(d, f"owlat lab {what} CA")
+    make_server_cert(d, "server", cn, sans)
     for key in ("ca.key", "server.key"):
         os.chmod(d / key, 0o600)
 
