@@ -734,7 +734,9 @@ def storage_ready(timeout: float = 120) -> None:
         if code == 200:
             break
         if time.time() > deadline:
-            sys.exit(f"lab: S3 does not answer ({code}: {out}); see `docker logs {S3_NAME}`")
+            tail = docker("logs", "--tail", "15", S3_NAME, check=False, capture=True)
+            sys.exit(f"lab: S3 does not answer ({code}: {out}); the last lines of `docker logs {S3_NAME}`:\n"
+                     f"{tail.stdout}{tail.stderr}")
         time.sleep(0.3)
     bucket = "owlat-lab-ready"
     steps = [("PUT", f"/{bucket}", True, (200,)), ("GET", "/", True, (200,)), ("DELETE", f"/{bucket}", False, (204,))]

@@ -5,9 +5,9 @@ import socket
 import subprocess
 
 
-def https_get(address, ctx, hostname, path):
+def https_get(address, ctx, hostname, path, timeout=10):
     """GET path on address:443 as hostname (SNI and Host); returns (status, body), chunked bodies decoded."""
-    with socket.create_connection((address, 443), timeout=10) as raw:
+    with socket.create_connection((address, 443), timeout=timeout) as raw:
         with ctx.wrap_socket(raw, server_hostname=hostname) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {hostname}\r\nConnection: close\r\n\r\n".encode())
             data = b""

@@ -196,6 +196,17 @@ def counts_of(output):
     return {}
 
 
+WHY_LINE = re.compile(r"^(FAILED|ERROR)\b|^E +\S|fatal: \[|failed=[1-9]|^CRITICAL|^lab: |Error\b|^make: \*\*\*")
+
+
+def failure_excerpt(out, keep=30, tail=12):
+    """Why a step failed, for the closing summary (a CI log is often read from its end): the lines that name
+    failures (pytest, Ansible, the lab), then the output's last lines; each shortened, none twice."""
+    lines = [line.rstrip()[:300] for line in out.splitlines() if line.strip()]
+    picked = [line for line in lines if WHY_LINE.search(line)][-keep:] + lines[-tail:]
+    return list(dict.fromkeys(picked))
+
+
 def execute(leg, step, cmd, env=None, pytest=False):
     """Run cmd (output streamed and kept), record the step. A pytest run that passes no test fails."""
     log("%s %s: %s" % (leg["name"], step, " ".join(cmd)))
@@ -222,6 +233,8 @@ def execute(leg, step, cmd, env=None, pytest=False):
         if ran == 0:
             ok = False
             detail["why"] = "ansible-test ran no sanity test"
+    if not ok:
+        detail["excerpt"] = failure_excerpt(out)
     record(leg, step, ok, seconds, detail)
     log("%s %s: %s in %d s" % (leg["name"], step, "pass" if ok else "FAIL", seconds))
     return ok
@@ -283,7 +296,9 @@ def cmd_exec(name, step, cmd):
     the callback owlat.selfhost.deprecation_watch (enabled through ANSIBLE_CALLBACKS_ENABLED by the Makefile)
     appends every deprecation to OWLAT_DEPRECATION_LOG; one marked own fails the step."""
     leg = leg_by_name(name)
-    pytest = os.path.basename(cmd[0]).startswith(("pytest", "py.test"))
+    # pytest itself, or a `bash -c` script that ends in it (the lab's steps first): no test passed is a failure.
+    pytest = os.path.basename(cmd[0]).startswith(("pytest", "py.test")) or (
+        cmd[:2] == ["bash", "-c"] and re.search(r"\bexec pytest\b", cmd[2]) is not None)
     env = leg_env(leg)
     os.makedirs(RESULTS, exist_ok=True)
     dep_log = step_path(leg["name"], step)[:-5] + ".deprecations.jsonl"
@@ -412,6 +427,15 @@ def cmd_show():
             print("%-10s %-8s %-13s %-17s %-26s %-6s %8s" % (
                 leg["name"], res.get("python", "-"), res.get("ansible_core", "-"), res.get("community_docker", "-"),
                 step, s.get("result", "-"), s.get("seconds", "-")))
+    for leg in load_legs():
+        steps = (load_results(leg["name"]) or {"steps": {}})["steps"]
+        for step in leg["steps"]:
+            s = steps.get(step, {})
+            if s.get("result") == "fail":
+                print("\n%s %s failed%s; its lines that say why:" % (
+                    leg["name"], step, " (%s)" % s["why"] if s.get("why") else ""))
+                for line in s.get("excerpt") or ["(no output kept)"]:
+                    print("  | " + line)
     return True
 
 
