@@ -89,6 +89,8 @@ matrix-check:  ## every declared step of every leg passed, and the README table 
 	$(MATRIX) show
 	$(MATRIX) table --check --complete
 
+# The lab's image builds, one at a time: the two lanes start with other work (lint, the double images) and meet here.
+LAB_BUILD = flock lab/.state/lab-build.lock $(PY) lab/lab.py
 # One scenario at a time per scenario: its lab hosts and Molecule state are its own, so two lanes may run different
 # scenarios side by side but never the same one (flock on lab/.state/molecule-<scenario>.lock).
 SCENARIO = mkdir -p lab/.state && flock lab/.state/molecule-$(2).lock $(MATRIX) exec $(1) molecule:$(2) -- molecule test -s $(2)
@@ -110,33 +112,37 @@ LANE_A ?= stack upgrade backup_restore adopt
 LANE_B ?= stacks monitoring docker
 LANE_A_FIRST ?=
 LANE_B_FIRST ?=
-lanes: deps venvs link
-	$(PY) lab/lab.py registry
+lanes: deps venv link
+	@mkdir -p lab/.state $(RESULTS)
 	@{ rc=0; for t in $(LANE_B_FIRST); do $(MAKE) --no-print-directory $$t || rc=1; done; \
+	   $(LAB_BUILD) registry || exit 1; \
 	   for s in $(LANE_B); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; \
 	   $(MATRIX) exec $(MAIN_LEG) runner -- pytest -q tests/runner || rc=1; \
+	   $(MATRIX) venv $(OLDEST_LEG) || exit 1; \
 	   for s in $(OLDEST_SCENARIOS); do $(call SCENARIO,$(OLDEST_LEG),$$s) || rc=1; done; exit $$rc; } \
 	   > $(RESULTS)/lane-b.log 2>&1 & b=$$!; \
 	 echo "make test: lab lane B in the background (pid $$b, $(RESULTS)/lane-b.log)"; \
 	 rc=0; for t in $(LANE_A_FIRST); do $(MAKE) --no-print-directory $$t || rc=1; done; \
-	 for s in $(LANE_A); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; \
+	 if $(LAB_BUILD) registry; then for s in $(LANE_A); do $(call SCENARIO,$(MAIN_LEG),$$s) || rc=1; done; else rc=1; fi; \
 	 echo "make test: lane A done, waiting for lane B"; wait $$b; brc=$$?; grep -E '^matrix: .* in [0-9]+ s' $(RESULTS)/lane-b.log; \
 	 [ $$brc = 0 ] || { echo "make test: lab lane B failed (rc $$brc); its last lines:"; tail -n 200 $(RESULTS)/lane-b.log; }; \
 	 [ $$rc = 0 ] && [ $$brc = 0 ]
 
 doubles-images: deps venv link  ## the doubles' own images built and run (Docker engine), as the lab uses them; the backend double on the lab's PostgreSQL and S3
 	@# The lab's own steps inside the recorded step: a failure of theirs is kept with its lines (matrix.py show).
+	@mkdir -p lab/.state
 	OWLAT_DOUBLES_DOCKER=1 OWLAT_LAB_STORAGE=1 $(MATRIX) exec $(MAIN_LEG) doubles-images -- bash -c \
-	  '$(PY) lab/lab.py images && $(PY) lab/lab.py storage && exec pytest -q tests/doubles/test_images.py tests/doubles/test_storage.py'
+	  '$(LAB_BUILD) images && $(LAB_BUILD) storage && exec pytest -q tests/doubles/test_images.py tests/doubles/test_storage.py'
 
 runner: deps venv link  ## site.yml, upgrade.yml and status.yml through ansible-runner, as AWX runs them
 	$(PY) lab/lab.py registry
 	$(MATRIX) exec $(MAIN_LEG) runner -- pytest -q tests/runner
 
-# make test: the venvs first (about 30 s each), then the sanity + unit matrix in the background (it needs no
-# lab; log in tests/matrix/results/matrix.log) while lint, the lab build, Molecule and the runner test run in
-# the foreground; then the matrix is waited for and every leg's steps and the README table are checked.
-test: deps venvs link
+# make test: the main line's venv, then the sanity + unit matrix in the background (it builds the other legs' venvs,
+# about 30 s each, and needs no lab; log in tests/matrix/results/matrix.log) while the lab lanes run lint, the lab
+# build, Molecule and the runner test; then the matrix is waited for and every leg's steps and the README table are
+# checked.
+test: deps venv link
 	@mkdir -p $(RESULTS) && rm -rf $(RESULTS)/core-* $(RESULTS)/lane-b.log
 	@# A copy of the collection left in ~/.ansible by an older Molecule prerun would shadow the checkout.
 	@rm -rf $(HOME)/.ansible/collections/ansible_collections/owlat

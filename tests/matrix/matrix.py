@@ -18,6 +18,7 @@ Environment: MATRIX_LEGS (legs file), MATRIX_RESULTS (results directory), MATRIX
 for a leg, e.g. MATRIX_VENV_core_2_21=.venvs/core-2.21), PYENV_ROOT (/root/.pyenv).
 """
 
+import fcntl
 import glob
 import hashlib
 import json
@@ -97,8 +98,16 @@ def build_venv(leg):
     python = find_python(leg["python"])
     stamp = stamp_of(leg, python)
     stamp_file = os.path.join(venv, ".matrix-stamp")
-    if os.path.exists(stamp_file) and open(stamp_file).read().strip() == stamp:
-        return venv
+    os.makedirs(os.path.dirname(venv) or ".", exist_ok=True)
+    # make test builds the legs' venvs where they are first needed (the background matrix, a lab lane): one at a time.
+    with open(venv.rstrip("/") + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(stamp_file) and open(stamp_file).read().strip() == stamp:
+            return venv
+        return make_venv(leg, venv, python, stamp, stamp_file)
+
+
+def make_venv(leg, venv, python, stamp, stamp_file):
     log("%s: building %s (Python %s: %s)" % (leg["name"], os.path.relpath(venv, ROOT), leg["python"], python))
     start = time.time()
     shutil.rmtree(venv, ignore_errors=True)
