@@ -11,7 +11,10 @@ one stops (crates/postgres/src/lib.rs:1738-1888).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+
+from ansible_collections.owlat.selfhost.plugins.module_utils import _pgwire as pg
+from ansible_collections.owlat.selfhost.plugins.module_utils._s3 import S3
 
 UPSTREAM_INSTANCE_NAME = "convex-self-hosted"
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
@@ -42,3 +45,150 @@ def shared_database_problems(claims):
             "it over, the older one stops). Give each of these stacks its own owlat_convex_instance_name (the database "
             "is that name with '-' as '_'; create it on the server first)." % (db, " and ".join(sorted(where)))
             for db, where in sorted(users.items()) if len(where) > 1]
+
+
+# -- the storage check (module owlat_storage_check): from the host that will run the backend ------------------------
+S3_USES = ("exports", "snapshot_imports", "modules", "files", "search")
+
+
+def database_name(instance_name):
+    """The backend's database on a Postgres/MySQL server: the instance name with ``-`` as ``_``."""
+    return (instance_name or UPSTREAM_INSTANCE_NAME).replace("-", "_")
+
+
+def _server(url):
+    parts = urlsplit(url)
+    return (parts.hostname or "", parts.port or DEFAULT_PORTS["postgres"], unquote(parts.username or ""),
+            unquote(parts.password or ""), unquote(parts.path.lstrip("/")))
+
+
+def _connect(url, database, require_tls, timeout):
+    host, port, user, password, _ = _server(url)
+    try:
+        return pg.Connection(host, port, user, password, database, sslmode="require", timeout=timeout)
+    except pg.PgError as exc:
+        # Without the requirement the backend prefers TLS and falls back to plain (crates/local_backend/src/config.rs).
+        if require_tls or exc.code or "does not offer TLS" not in str(exc):
+            raise
+    return pg.Connection(host, port, user, password, database, sslmode="disable", timeout=timeout)
+
+
+def _pg_problem(exc, server, user, database, setting="owlat_convex_postgres_url"):
+    if exc.code == pg.INVALID_PASSWORD:
+        return "PostgreSQL %s refused the password of user %s (%s)." % (server, user, setting)
+    if exc.code == pg.INVALID_AUTHORIZATION:
+        return ("PostgreSQL %s refused user %s on database %s: %s (the server's pg_hba.conf must allow this host, "
+                "with TLS)." % (server, user, database, exc))
+    if "does not offer TLS" in str(exc):
+        return ("PostgreSQL %s does not offer TLS, which the backend requires (sslmode=require): enable ssl on the "
+                "server, or set owlat_convex_do_not_require_ssl: true where the network to it is private." % server)
+    if not exc.code:
+        return "PostgreSQL %s: %s (%s)." % (server, exc, setting)
+    return "PostgreSQL %s, database %s: %s (SQLSTATE %s)." % (server, database, exc, exc.code)
+
+
+def check_postgres(params, create):
+    """(what was found, problems) for the backend's POSTGRES_URL."""
+    url, timeout = params["postgres_url"], params["timeout"]
+    host, port, user, _, _ = _server(url)
+    server, database = "%s:%s" % (host, port), database_name(params["instance_name"])
+    found = dict(server=server, database=database, user=user, tls=None, created=False)
+    try:
+        conn = _connect(url, database, params["require_tls"], timeout)
+    except pg.PgError as exc:
+        if exc.code != pg.INVALID_CATALOG_NAME:
+            return found, [_pg_problem(exc, server, user, database)]
+        if not params["admin_url"]:
+            return found, ["PostgreSQL %s has no database %s (the backend does not create it): create it "
+                           "(CREATE DATABASE %s OWNER %s;) or give owlat_convex_postgres_admin_url (from the vault) to "
+                           "have it created." % (server, database, pg.quote_ident(database), pg.quote_ident(user))]
+        if not create:
+            found["created"] = "in a real run"
+            return found, []
+        admin_host, admin_port, admin_user, _, admin_db = _server(params["admin_url"])
+        admin_server = "%s:%s" % (admin_host, admin_port)
+        try:
+            with _connect(params["admin_url"], admin_db or "postgres", params["require_tls"], timeout) as admin:
+                admin.query("CREATE DATABASE %s OWNER %s" % (pg.quote_ident(database), pg.quote_ident(user)))
+        except pg.PgError as exc:
+            if exc.code != pg.DUPLICATE_DATABASE:
+                return found, [_pg_problem(exc, admin_server, admin_user, database, "owlat_convex_postgres_admin_url")]
+        found["created"] = True
+        try:
+            conn = _connect(url, database, params["require_tls"], timeout)
+        except pg.PgError as exc:
+            return found, [_pg_problem(exc, server, user, database)]
+    with conn:
+        found["tls"] = conn.tls
+        try:
+            version, schema, may_create = conn.query(
+                "SELECT version(), current_schema(), has_schema_privilege(current_schema(), 'CREATE')")[0]
+        except pg.PgError as exc:
+            return found, [_pg_problem(exc, server, user, database)]
+    found.update(version=" ".join(version.split()[:2]), schema=schema)
+    # The backend creates its tables in the current schema on its first start (crates/postgres/src/lib.rs:287-320).
+    if schema is None:
+        return found, ["PostgreSQL %s, database %s: user %s has no current schema (search_path), where the backend "
+                       "creates its tables." % (server, database, user)]
+    if may_create != "t":
+        return found, ["PostgreSQL %s, database %s: user %s may not create tables in schema %s, as the backend must "
+                       "(GRANT CREATE ON SCHEMA %s TO %s; or make the user the database's owner)."
+                       % (server, database, user, schema, pg.quote_ident(schema), pg.quote_ident(user))]
+    return found, []
+
+
+def _s3_code(body):
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    start = text.find("<Code>")
+    return text[start + 6:text.find("</Code>", start)] if start >= 0 else ""
+
+
+def check_s3(params, nonce):
+    """(what was found, problems) for the backend's S3 settings: every bucket there and writable."""
+    s3 = params["s3"]
+    buckets = s3.get("buckets") or {}
+    client = S3(s3.get("endpoint_url"), s3.get("region") or "", s3.get("access_key_id") or "",
+                s3.get("secret_access_key") or "", path_style=s3.get("force_path_style"),
+                session_token=s3.get("session_token") or "", cafile=params.get("ca_file"), timeout=params["timeout"])
+    found, problems = dict(endpoint=client.endpoint, buckets={}), []
+    for use in S3_USES:
+        bucket = buckets.get(use)
+        if not bucket:
+            problems.append("owlat_convex_s3.buckets.%s is not set (the backend needs all five buckets)." % use)
+            continue
+        found["buckets"][use] = bucket
+        key = "owlat-storage-check-%s" % nonce
+        try:
+            status, body = client.request("HEAD", bucket)
+            if status == 200:
+                status, body = client.request("PUT", bucket, key, b"owlat.selfhost storage check\n")
+                what = "write an object to"
+                if status == 200:
+                    status, body = client.request("DELETE", bucket, key)
+                    what = "remove an object from"
+                    if status in (200, 204):
+                        continue
+            else:
+                what = "find"
+        except OSError as exc:
+            problems.append("S3 %s does not answer: %s (owlat_convex_s3.endpoint_url)." % (client.endpoint, exc))
+            break
+        code = _s3_code(body)
+        hint = {404: "create it", 403: "check owlat_convex_s3's keys and the user's rights on it",
+                301: "check owlat_convex_s3.region and force_path_style"}.get(status, "see the S3 server's log")
+        problems.append("S3 %s: cannot %s bucket %s (%s): HTTP %d%s; %s." % (
+            client.endpoint, what, bucket, use, status, " " + code if code else "", hint))
+    return found, problems
+
+
+def check_storage(params, create, nonce):
+    result = dict(changed=False, problems=[])
+    if params.get("postgres_url"):
+        result["postgres"], problems = check_postgres(params, create)
+        result["problems"] += problems
+        result["changed"] = result["postgres"]["created"] is True
+    # The module fills in the suboptions' defaults: S3 is configured when any other value is set.
+    if any(value for key, value in (params.get("s3") or {}).items() if key != "force_path_style"):
+        result["s3"], problems = check_s3(params, nonce)
+        result["problems"] += problems
+    return result

@@ -283,3 +283,101 @@ def test_s3_with_postgres_type_recorded_in_postgres(start, tmp_path, instance, b
     assert stored["tag"] == "s3" and stored["s3Prefix"].startswith(f"{instance}-")
     out = run_refused(tmp_path, data=tmp_path / "d", **pg)  # no S3 variables at all: local
     assert "Falling back" not in out and "Database was initialized with Some(S3 {" in out
+
+
+# -- the collection's storage check (module owlat_storage_check) against the same real servers --------------------
+def storage_check(**params):
+    from ansible_collections.owlat.selfhost.plugins.module_utils._storage import check_storage
+
+    base = dict(postgres_url="", instance_name="", require_tls=True, admin_url="", s3={}, ca_file=None, timeout=5)
+    return check_storage(dict(base, **params), create=True, nonce=uuid.uuid4().hex[:8])
+
+
+def test_storage_check_creates_the_missing_database_over_tls_then_finds_it(instance):
+    first = storage_check(postgres_url=pg_url(), instance_name=instance)
+    assert first["problems"] == [f'PostgreSQL {PG_HOST} has no database {instance.replace("-", "_")} (the backend does '
+                                 f'not create it): create it (CREATE DATABASE "{instance.replace("-", "_")}" OWNER '
+                                 '"owlat_admin";) or give owlat_convex_postgres_admin_url (from the vault) to have it '
+                                 'created.']
+    made = storage_check(postgres_url=pg_url(), instance_name=instance, admin_url=pg_url("postgres"))
+    assert made["problems"] == [] and made["changed"] and made["postgres"]["tls"] is True
+    assert made["postgres"]["version"] == "PostgreSQL 17.12" or made["postgres"]["version"].startswith("PostgreSQL 17")
+    assert sql("postgres", "SELECT datname FROM pg_database WHERE datname = %s", (instance.replace("-", "_"),))
+    again = storage_check(postgres_url=pg_url(), instance_name=instance)
+    assert again["problems"] == [] and not again["changed"] and again["postgres"]["schema"] == "public"
+    wrong = storage_check(postgres_url=pg_url().replace(quote(state("pg", "admin-password"), safe=""), "wrong"),
+                          instance_name=instance)
+    assert wrong["problems"] == [f"PostgreSQL {PG_HOST} refused the password of user owlat_admin "
+                                 "(owlat_convex_postgres_url)."]
+    assert state("pg", "admin-password") not in json.dumps([first, made, again, wrong])
+
+
+@pytest.mark.parametrize("endpoint", [S3_HTTP, S3_HTTPS])
+def test_storage_check_writes_to_each_bucket_and_leaves_nothing(buckets, endpoint):
+    names, env = buckets
+    settings = dict(region=REGION, endpoint_url=endpoint, access_key_id=env["AWS_ACCESS_KEY_ID"],
+                    secret_access_key=env["AWS_SECRET_ACCESS_KEY"], session_token="", force_path_style=True,
+                    buckets=dict(names))
+    ok = storage_check(s3=settings, ca_file=os.path.join(STATE, "s3", "ca.crt"))
+    assert ok["problems"] == [] and ok["s3"]["buckets"] == names
+    assert all(not s3().list_keys(b) for b in names.values())
+    missing = storage_check(s3=dict(settings, buckets=dict(names, files="dbl-no-such-bucket")),
+                            ca_file=os.path.join(STATE, "s3", "ca.crt"))
+    assert missing["problems"] == [f"S3 {endpoint}: cannot find bucket dbl-no-such-bucket (files): HTTP 404; create it."]
+    bad_key = storage_check(s3=dict(settings, secret_access_key="wrong"), ca_file=os.path.join(STATE, "s3", "ca.crt"))
+    assert len(bad_key["problems"]) == 5 and all("HTTP 403" in p and "keys" in p for p in bad_key["problems"])
+    assert env["AWS_SECRET_ACCESS_KEY"] not in json.dumps([ok, missing, bad_key])
+
+
+def export_zip(b, h):
+    assert http("POST", b.url + "/api/export/request/zip?includeStorage=true", b"", h)[0] == 200
+    for _ in range(100):
+        latest = query(b, "_system/cli/exports:getLatest", {}, h)
+        if latest["state"] == "completed":
+            break
+        time.sleep(0.1)
+    status, _, data = http("GET", b.url + f"/api/export/zip/{latest['start_ts']}", headers=h)
+    assert status == 200 and data[:2] == b"PK"
+    return data
+
+
+def test_export_with_storage_restores_documents_and_files_into_a_new_database_and_bucket(start, tmp_path, buckets):
+    """Disaster recovery on external storage: a snapshot export with file storage (upstream's _storage/ folder) of a
+    backend on PostgreSQL + S3, imported by a backend on another, empty database (another instance name: its own
+    database and its own prefix in the buckets): the documents and the files come back byte for byte."""
+    import zipfile
+    import io
+
+    names, env = buckets
+    first, second = f"dbl-t{uuid.uuid4().hex[:10]}", f"dbl-t{uuid.uuid4().hex[:10]}"
+    try:
+        create_db(first), create_db(second)
+        b = Backend(start, tmp_path / "a", INSTANCE_NAME=first, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url(), **env)
+        key = b.mint()
+        h = b.auth(key)
+        assert cli("deploy", url=b.url, key=key).returncode == 0
+        docs = [mutation(b, "lab:put", {"table": "notes", "doc": {"n": i}}) for i in range(5)]
+        blobs = {mutation(b, "lab:storeFile", {"data": base64.b64encode(bytes([i]) * (1000 + i)).decode()}): i
+                 for i in range(3)}
+        data = export_zip(b, h)
+        members = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        assert "_storage/documents.jsonl" in members and all(f"_storage/{s}" in members for s in blobs)
+        meta = [json.loads(line) for line in zipfile.ZipFile(io.BytesIO(data)).read("_storage/documents.jsonl").splitlines()]
+        assert {m["_id"] for m in meta} == set(blobs) and all({"sha256", "size", "contentType"} <= set(m) for m in meta)
+        b.stop()
+        r = Backend(start, tmp_path / "b", INSTANCE_NAME=second, INSTANCE_SECRET=SECRET, POSTGRES_URL=pg_url(), **env)
+        key = r.mint()
+        assert cli("deploy", url=r.url, key=key).returncode == 0
+        assert query(r, "lab:list", {"table": "notes"}) == [] and query(r, "lab:getFile", {"storageId": next(iter(blobs))}) is None
+        status, _, raw = http("POST", r.url + "/api/import?format=zip&mode=replaceAll", data,
+                              dict(r.auth(key), **{"Content-Type": "application/octet-stream"}))
+        assert status == 200, raw
+        assert [d["_id"] for d in query(r, "lab:list", {"table": "notes"})] == docs
+        for storage_id, i in blobs.items():
+            assert base64.b64decode(query(r, "lab:getFile", {"storageId": storage_id})) == bytes([i]) * (1000 + i)
+        files = s3().list_keys(names["files"])
+        assert sum(k.startswith(second + "-") for k in files) == 3, files
+        r.stop()
+    finally:
+        for name in (first, second):
+            sql("postgres", f'DROP DATABASE IF EXISTS "{name.replace("-", "_")}" WITH (FORCE)')

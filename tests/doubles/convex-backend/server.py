@@ -380,6 +380,8 @@ def connect_postgres(url: str, instance_name: str, require_ssl: bool) -> PgStore
 # StorageUseCase and its Display (crates/storage/src/lib.rs:1214-1223 at c51b14b); the bucket variable is
 # S3_STORAGE_<USE CASE>_BUCKET (crates/aws_s3/src/storage.rs:861-866). The double keeps nothing for search.
 USE_CASES = ("exports", "snapshot_imports", "modules", "files", "search")
+# Upstream's virtual table of file storage metadata (an export's _storage/ folder).
+STORAGE_TABLE = "_storage"
 S3_VARS = ("AWS_REGION",) + tuple(f"S3_STORAGE_{u.upper()}_BUCKET" for u in USE_CASES)  # run_backend.sh:36-41 order
 
 
@@ -829,12 +831,19 @@ class Handler(JsonHandler):
             with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr("README.md", "# Convex snapshot export (test double)\nOne folder per table, "
                                          "documents in documents.jsonl. Code and environment variables are not included.\n")
-                tables = app.store.tables()
+                tables = [t for t in app.store.tables() if t != STORAGE_TABLE]
                 zf.writestr("_tables/documents.jsonl",
                             "".join(json.dumps({"name": t, "id": i + 10001}) + "\n" for i, t in enumerate(tables)))
                 for table in tables:
                     zf.writestr(f"{table}/documents.jsonl",
                                 "".join(json.dumps(d) + "\n" for d in app.store.list(table)))
+                if doc["format"]["include_storage"]:
+                    # Upstream (crates/exports/src/export_storage.rs:94-236 at c51b14b): the metadata in
+                    # _storage/documents.jsonl, each file as _storage/<id> (plus an extension guessed from its type).
+                    files = app.store.list(STORAGE_TABLE)
+                    zf.writestr(f"{STORAGE_TABLE}/documents.jsonl", "".join(json.dumps(f) + "\n" for f in files))
+                    for f in files:
+                        zf.writestr(f"{STORAGE_TABLE}/{f['_id']}", app.blobs["files"].get(f["internalId"]) or b"")
             time.sleep(0.2)
             app.blobs["exports"].put(f"{doc['start_ts']}.zip", buf.getvalue())
             doc["state"] = "completed"
@@ -875,6 +884,28 @@ class Handler(JsonHandler):
                 tables[parts[0]] = [json.loads(line) for line in lines if line.strip()]
         return tables
 
+    @staticmethod
+    def _parse_storage(data: bytes) -> list[tuple[dict, bytes]]:
+        """(metadata, content) of each file in _storage/ (upstream's STORAGE_FILE_PATTERN: _storage/<id>[.ext],
+        crates/application/src/snapshot_import/parse.rs:111-114 at c51b14b)."""
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        names = zf.namelist()
+        if f"{STORAGE_TABLE}/documents.jsonl" not in names:
+            return []
+        contents = {}
+        for name in names:
+            m = re.fullmatch(r"(?:.*/)?_storage/([^/.]+)(?:\.[^/]+)?", name)
+            if m:
+                contents[m.group(1)] = zf.read(name)
+        out = []
+        for line in zf.read(f"{STORAGE_TABLE}/documents.jsonl").decode().splitlines():
+            if line.strip():
+                meta = json.loads(line)
+                if meta["_id"] not in contents:
+                    raise ApiError(400, "InvalidImport", f"File {meta['_id']} of _storage/documents.jsonl is missing")
+                out.append((meta, contents[meta["_id"]]))
+        return out
+
     def _apply_import(self, data: bytes, fmt: str, mode: str) -> int:
         app: Backend = self.app
         if fmt != "zip":
@@ -882,8 +913,13 @@ class Handler(JsonHandler):
         if mode not in ("replaceAll", "replace", "append", "requireEmpty"):
             raise ApiError(400, "InvalidImport", f"Unknown import mode {mode!r}")
         tables = self._parse_zip(data)
+        files = self._parse_storage(data)
         if mode == "requireEmpty" and any(app.store.count(t) for t in tables):
             raise ApiError(400, "ImportTableNotEmpty", "Tables are not empty (use --replace or --replace-all)")
+        for meta, blob in files:
+            app.blobs["files"].put(meta["_id"], blob)
+        if files:
+            tables[STORAGE_TABLE] = [dict(m, internalId=m["_id"]) for m, _ in files]
         written = app.store.replace_tables(tables, mode)
         log(C, f"import ({mode}) wrote {written} documents in {len(tables)} tables")
         return written
@@ -1218,6 +1254,10 @@ class Functions:
                 raise FunctionError("ArgumentValidationError: data must be base64") from exc
             storage_id = str(uuid.uuid4())
             self.app.blobs["files"].put(storage_id, data)
+            # The file's metadata as upstream's _storage table exports it (FileStorageZipMetadata, below).
+            store.insert(STORAGE_TABLE, {"sha256": base64.b64encode(hashlib.sha256(data).digest()).decode(),
+                                         "size": len(data), "contentType": "application/octet-stream",
+                                         "internalId": storage_id}, doc_id=storage_id)
             return storage_id
         if path == "lab:getFile":
             storage_id = args.get("storageId")
