@@ -9,6 +9,7 @@
   lab.py dns-query NAME [TYPE]   ask the lab DNS
   lab.py nat --public A --to B [--port 25]   a NAT router in front of a host (nat --clear: none)
   lab.py storage           run the external storage: PostgreSQL 17 (TLS, 172.29.0.252) and S3 (radosgw, 172.29.0.251)
+  lab.py s3-buckets B... [--empty|--delete]   make (empty, remove) buckets of the lab's S3 user
   lab.py up [-n N]         all of the above but storage, then N hosts and an inventory
   lab.py down [--all]      remove the hosts (with --all: registry, DNS, storage, network and volumes too)
   lab.py down --storage    remove only the storage containers and their volumes
@@ -23,15 +24,18 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import html
 import secrets
 import json
 import os
 import pathlib
+import re
 import shutil
 import string
 import subprocess
 import sys
 import time
+import urllib.parse
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -784,6 +788,31 @@ def storage(_args=None, built: dict | None = None) -> dict:
     return facts
 
 
+def s3_buckets(args) -> None:
+    """Make (or, with --delete, empty and remove) buckets of the lab's S3 user; --empty removes only their objects."""
+    for bucket in args.bucket:
+        if args.delete or args.empty:
+            while True:  # radosgw lists up to 1000 keys per answer
+                code, out = s3_request("GET", f"/{bucket}")
+                if code == 404:
+                    break
+                keys = re.findall(r"<Key>([^<]+)</Key>", out)
+                if code != 200 or not keys:
+                    break
+                for key in keys:
+                    s3_request("DELETE", f"/{bucket}/{urllib.parse.quote(html.unescape(key))}")
+            if args.delete:
+                code, out = s3_request("DELETE", f"/{bucket}")
+                if code not in (204, 404):
+                    sys.exit(f"lab: S3 DELETE /{bucket}: {code} {out}")
+            log(f"bucket {bucket} {'removed' if args.delete else 'emptied'}")
+        else:
+            code, out = s3_request("PUT", f"/{bucket}")
+            if code not in (200, 409):
+                sys.exit(f"lab: S3 PUT /{bucket}: {code} {out}")
+            log(f"bucket {bucket} ready")
+
+
 def storage_down() -> None:
     for name in (PG_NAME, S3_NAME):
         if exists("container", name):
@@ -925,6 +954,11 @@ def main() -> None:
     sub.add_parser("registry").set_defaults(fn=registry)
     sub.add_parser("dns", help="run the lab DNS").set_defaults(fn=dns)
     sub.add_parser("storage", help="run the external storage (PostgreSQL with TLS, S3)").set_defaults(fn=storage)
+    sb = sub.add_parser("s3-buckets", help="make, empty or remove buckets of the lab's S3 user")
+    sb.add_argument("bucket", nargs="+")
+    sb.add_argument("--empty", action="store_true", help="remove every object, keep the bucket")
+    sb.add_argument("--delete", action="store_true", help="remove every object and the bucket")
+    sb.set_defaults(fn=s3_buckets)
     dp = sub.add_parser("dns-publish", help="serve the records of a playbooks/dns.yml JSON file")
     dp.add_argument("file", help="JSON as playbooks/dns.yml writes it (-e owlat_dns_json=FILE)")
     dp.add_argument("--zone", action="append", metavar="ZONE",

@@ -1,0 +1,134 @@
+"""A stack whose data is outside its host (the lab's PostgreSQL 17 over TLS and radosgw S3): the collection made its
+database, the backend keeps documents there and files in the bucket, a hot backup holds both, and a restore into a
+dropped database and emptied buckets brings them back byte for byte."""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import re
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+import lab_convex  # noqa: E402
+from converge_run import recap, run_converge, run_playbook  # noqa: E402
+from lab_convex import sh  # noqa: E402
+
+testinfra_hosts = ["docker://owlat-mol-ext"]
+HOST, STACK, INSTANCE, DB = "owlat-mol-ext", "owlat", "ext-one", "ext_one"
+BUCKETS = ["owlat-ext-exports", "owlat-ext-snapshot-imports", "owlat-ext-modules", "owlat-ext-files", "owlat-ext-search"]
+STATUS = f"/var/lib/owlat/backup/{STACK}.json"
+LAB = pathlib.Path(__file__).resolve().parents[3] / "lab" / "lab.py"
+S = {}  # what earlier tests saw, for the later ones
+
+
+def psql(sql, db="postgres"):
+    """As the lab's PostgreSQL admin, from inside the server's container."""
+    return subprocess.run(["docker", "exec", "owlat-lab-pg", "sh", "-c",
+                           'PGPASSWORD=$(cat /lab/admin-password) psql -h 172.29.0.252 -U owlat_admin -XAtq -d "$0" -c "$1"',
+                           db, sql], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def call(host, kind, path, args):
+    status, body = lab_convex.convex(host, STACK, f"/api/{kind}", {"path": path, "args": args, "format": "json"})
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["status"] == "success", answer
+    return answer["value"]
+
+
+def checksums(host):
+    """What users care about: the documents and the bytes of every file."""
+    notes = call(host, "query", "lab:list", {"table": "notes"})
+    files = {sid: hashlib.sha256(base64.b64decode(call(host, "query", "lab:getFile", {"storageId": sid}) or "")).hexdigest()
+             for sid in sorted(S.get("files", {}))}
+    return {"notes": len(notes), "documents": hashlib.sha256(json.dumps(notes, sort_keys=True).encode()).hexdigest(),
+            "files": files}
+
+
+def test_the_collection_made_the_database_and_the_backend_uses_it_over_tls(host):
+    logs = sh(host, f"docker logs {STACK}-convex 2>&1")
+    assert f"Connected to Postgres database: {INSTANCE}" in logs
+    assert psql(f"SELECT datname FROM pg_database WHERE datname = '{DB}'") == DB
+    assert psql("SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) "
+                f"WHERE a.datname = '{DB}' AND a.application_name <> 'psql'") == "t"
+    # Nothing of it on the host's disk.
+    assert sh(host, f"docker exec {STACK}-convex find /convex/data -name '*.sqlite3'").strip() == ""
+
+
+def test_seed_documents_and_files(host):
+    for i in range(30):
+        call(host, "mutation", "lab:put", {"table": "notes", "doc": {"n": i, "text": secrets.token_hex(64)}})
+    S["files"] = {}
+    for i in range(6):
+        data = secrets.token_bytes(50_000 + i)
+        sid = call(host, "mutation", "lab:storeFile", {"data": base64.b64encode(data).decode()})
+        S["files"][sid] = hashlib.sha256(data).hexdigest()
+    S["seeded"] = checksums(host)
+    assert S["seeded"]["notes"] == 30 and S["seeded"]["files"] == S["files"]
+    # The files are in the bucket, under the instance's prefix (upstream: `<instance name>-<uuid>/`).
+    keys = subprocess.run([sys.executable, "-c", (
+        "import sys; sys.argv=['lab.py']; sys.path.insert(0, %r); import lab; "
+        "print(lab.s3_request('GET', '/owlat-ext-files')[1])") % str(LAB.parent)], capture_output=True, text=True,
+        check=True).stdout
+    assert all(re.search(rf"<Key>{INSTANCE}-[0-9a-f-]+/{sid}</Key>", keys) for sid in S["files"]), keys
+
+
+def test_a_hot_backup_holds_documents_and_files(host):
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.backup", "-e", f"owlat_target={HOST}", "-e", '{"owlat_backup_run_tags": ["ext"]}')
+    seconds = round(time.monotonic() - start, 1)
+    assert rc == 0, out[-3000:]
+    status = json.loads(host.file(STATUS).content_string)
+    assert status["result"] == "success" and status["mode"] == "hot" and status["downtime_seconds"] == 0, status
+    S["backup"] = dict(seconds=seconds, duration=status["duration_seconds"], size=status["size_bytes"])
+    print(f"\nhot backup of 30 documents and 6 files (300 kB): playbook {seconds} s, backup {status['duration_seconds']} s, "
+          f"{status['size_bytes']} bytes processed")
+
+
+def test_restore_into_a_dropped_database_and_emptied_buckets(host):
+    psql(f'DROP DATABASE "{DB}" WITH (FORCE)')
+    subprocess.run([sys.executable, str(LAB), "s3-buckets", "--empty", *BUCKETS], check=True, capture_output=True)
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={HOST}",
+                           "-e", "owlat_backup_restore_confirm=true")
+    S["restore_seconds"] = round(time.monotonic() - start, 1)
+    assert rc == 0, out[-4000:]
+    assert psql(f"SELECT datname FROM pg_database WHERE datname = '{DB}'") == DB
+    assert checksums(host) == S["seeded"]
+    print(f"\nrestore into a new database and empty buckets: {S['restore_seconds']} s")
+
+
+def test_a_second_run_after_the_restore_changes_nothing(host):
+    rc, out = run_converge()
+    assert rc == 0, out[-3000:]
+    assert recap(out)[HOST]["changed"] == 0, out[-3000:]
+
+
+WRONG_PASSWORD = "postgresql://owlat_admin:wrong-password@172.29.0.252:5432"
+
+
+@pytest.mark.parametrize("case,extra,expected", [
+    ("a database that is not there, no admin URL", {"owlat_convex_instance_name": "other-db",
+                                                     "owlat_convex_postgres_admin_url": ""},
+     "has no database other_db (the backend does not create it)"),
+    ("a wrong password", {"owlat_convex_postgres_url": WRONG_PASSWORD, "owlat_convex_postgres_admin_url": ""},
+     "refused the password of user owlat_admin (owlat_convex_postgres_url)"),
+])
+def test_storage_problems_are_named_before_any_change(host, case, extra, expected):
+    """The preflight asks the servers from the host: nothing changes, and no secret is printed."""
+    before = sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex")
+    rc, out = run_converge("-e", json.dumps(extra))
+    flat = " ".join(out.split())
+    assert rc != 0 and f"convex, stack {STACK} on {HOST}: PostgreSQL 172.29.0.252:5432" in flat, (case, out[-3000:])
+    assert expected in flat, (case, out[-3000:])
+    assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
+    assert sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == before
+    state = pathlib.Path(os.environ.get("OWLAT_LAB_STATE") or LAB.parent / ".state")
+    assert (state / "pg" / "admin-password").read_text().strip() not in out and "wrong-password" not in out
