@@ -18,7 +18,7 @@ export OWLAT_LAB_STATE := $(CURDIR)/lab/.state
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 # Molecule writes its own ansible.cfg: the collection must be found through the environment too.
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
-SCENARIOS ?= docker stack backup_restore upgrade monitoring stacks adopt
+SCENARIOS ?= docker stack backup_restore upgrade monitoring stacks adopt external
 # Run on the oldest supported leg (ansible-core 2.17, community.docker 4.8) only: the fleet scenario (two hosts, Debian
 # 13 and 12, two stacks, check mode on the converged fleet). Every other scenario runs on the main line; the fleet one
 # runs once, on the oldest leg, as the stack one ran there before (the 2 shared cores cannot run both legs' scenarios
@@ -106,10 +106,10 @@ molecule-oldest: deps venv link  ## the stack and upgrade scenarios on the oldes
 
 # make test's lab steps in two lanes side by side. The 2 cores are the limit now (vmstat: 0-5 % idle with both lanes):
 # the lanes are balanced by the minutes measured in make test (stack 13, upgrade 14, backup_restore 21, adopt 7 |
-# stacks 30, monitoring 8, docker 6, runner 5, oldest fleet 4). LANE_A_FIRST / LANE_B_FIRST: make targets each lane
+# stacks 30, monitoring 8, docker 6, external 6, runner 5, oldest fleet 4). LANE_A_FIRST / LANE_B_FIRST: make targets each lane
 # runs before its scenarios (make test: the double images, lint). Lane B's log: tests/matrix/results/lane-b.log.
 LANE_A ?= stack upgrade backup_restore adopt
-LANE_B ?= stacks monitoring docker
+LANE_B ?= stacks monitoring docker external
 LANE_A_FIRST ?=
 LANE_B_FIRST ?=
 lanes: deps venv link

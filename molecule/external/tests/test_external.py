@@ -95,6 +95,13 @@ def test_a_hot_backup_holds_documents_and_files(host):
 def test_restore_into_a_dropped_database_and_emptied_buckets(host):
     psql(f'DROP DATABASE "{DB}" WITH (FORCE)')
     subprocess.run([sys.executable, str(LAB), "s3-buckets", "--empty", *BUCKETS], check=True, capture_output=True)
+    # Gone for real: no database, no object left.
+    assert psql(f"SELECT datname FROM pg_database WHERE datname = '{DB}'") == ""
+    listing = subprocess.run([sys.executable, "-c", (
+        "import sys; sys.argv=['lab.py']; sys.path.insert(0, %r); import lab; "
+        "print([lab.s3_request('GET', '/' + b)[1].count('<Key>') for b in %r])") % (str(LAB.parent), BUCKETS)],
+        capture_output=True, text=True, check=True).stdout.strip()
+    assert listing == "[0, 0, 0, 0, 0]", listing
     start = time.monotonic()
     rc, out = run_playbook("owlat.selfhost.restore", "-e", f"owlat_restore_host={HOST}",
                            "-e", "owlat_backup_restore_confirm=true")
