@@ -117,8 +117,8 @@ class Connection:
         self.tls = True
 
     def _startup(self, user, password, database):
-        params = b"".join(_cstr(k) + _cstr(v) for k, v in (("user", user), ("database", database),
-                                                            ("application_name", "owlat.selfhost")))
+        pairs = (("user", user), ("database", database), ("application_name", "owlat.selfhost"))
+        params = b"".join(_cstr(k) + _cstr(v) for k, v in pairs)
         body = struct.pack("!I", PROTOCOL_3) + params + b"\0"
         self._sock.sendall(struct.pack("!I", len(body) + 4) + body)
         while True:
@@ -183,7 +183,7 @@ class Connection:
             if kind == b"D":
                 (count,) = struct.unpack("!H", payload[:2])
                 pos, row = 2, []
-                for _ in range(count):
+                for dummy in range(count):
                     (size,) = struct.unpack("!i", payload[pos:pos + 4])
                     pos += 4
                     row.append(None if size < 0 else payload[pos:pos + size].decode("utf-8", "replace"))

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ssl
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 from urllib.parse import quote, urlsplit
+
+from ansible_collections.owlat.selfhost.plugins.module_utils._http import HttpError, request
 
 
 def signing_key(secret_key, day, region, service="s3"):
@@ -30,8 +29,7 @@ class S3:
         # No endpoint: AWS itself (its regional endpoint), as the Convex backend does.
         self.endpoint = (endpoint_url or "https://s3.%s.amazonaws.com" % region).rstrip("/")
         self.region, self.access_key_id, self.secret_access_key = region, access_key_id, secret_access_key
-        self.path_style, self.session_token, self.timeout = path_style, session_token, timeout
-        self.context = ssl.create_default_context(cafile=cafile) if cafile else None
+        self.path_style, self.session_token, self.timeout, self.cafile = path_style, session_token, timeout, cafile
 
     def _target(self, bucket, key):
         parts = urlsplit(self.endpoint)
@@ -60,12 +58,9 @@ class S3:
                              hashlib.sha256).hexdigest()
         headers["Authorization"] = "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s" % (
             self.access_key_id, scope, signed, signature)
-        del headers["host"]  # urllib sends it from the URL
-        req = urllib.request.Request(url, data=body if method == "PUT" else None, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self.context) as resp:
-                return resp.status, resp.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-        except urllib.error.URLError as exc:
-            raise OSError(str(exc.reason))
+            response = request(url, method=method, headers=headers, body=body or None, timeout=self.timeout,
+                               ca_path=self.cafile)
+        except HttpError as exc:
+            raise OSError(str(exc))
+        return response.status, response.body

@@ -63,7 +63,7 @@ def _server(url):
 
 
 def _connect(url, database, require_tls, timeout):
-    host, port, user, password, _ = _server(url)
+    host, port, user, password = _server(url)[:4]
     try:
         return pg.Connection(host, port, user, password, database, sslmode="require", timeout=timeout)
     except pg.PgError as exc:
@@ -90,7 +90,7 @@ def _pg_problem(exc, server, user, database, setting="owlat_convex_postgres_url"
 def check_postgres(params, create):
     """(what was found, problems) for the backend's POSTGRES_URL."""
     url, timeout = params["postgres_url"], params["timeout"]
-    host, port, user, _, _ = _server(url)
+    host, port, user = _server(url)[:3]
     server, database = "%s:%s" % (host, port), database_name(params["instance_name"])
     found = dict(server=server, database=database, user=user, tls=None, created=False)
     try:
@@ -105,7 +105,7 @@ def check_postgres(params, create):
         if not create:
             found["created"] = "in a real run"
             return found, []
-        admin_host, admin_port, admin_user, _, admin_db = _server(params["admin_url"])
+        admin_host, admin_port, admin_user, dummy, admin_db = _server(params["admin_url"])
         admin_server = "%s:%s" % (admin_host, admin_port)
         try:
             with _connect(params["admin_url"], admin_db or "postgres", params["require_tls"], timeout) as admin:

@@ -35,31 +35,20 @@ def test_sigv4_signing_key_matches_the_aws_example():
 def test_sigv4_request_names_the_key_and_signs_the_payload(monkeypatch):
     seen = {}
 
-    class Response:
-        status = 200
+    def request(url, method, headers, body, timeout, ca_path):
+        seen.update(url=url, method=method, headers=headers, body=body)
+        return type("Response", (), {"status": 200, "body": b""})()
 
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-        def read(self):
-            return b""
-
-    def urlopen(req, timeout, context):
-        seen.update(url=req.full_url, headers=dict(req.header_items()), method=req.get_method())
-        return Response()
-
-    monkeypatch.setattr(_s3.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(_s3, "request", request)
     client = _s3.S3("http://s3.lab:7480", "us-east-1", "AKIDEXAMPLE", "secret", path_style=True)
-    client.request("PUT", "bucket", "a b.txt", b"data", now=datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc))
-    assert seen["url"] == "http://s3.lab:7480/bucket/a%20b.txt" and seen["method"] == "PUT"
+    assert client.request("PUT", "bucket", "a b.txt", b"data", now=datetime(2026, 12, 7, 12, 0, tzinfo=timezone.utc)) == (200, b"")
+    assert seen["url"] == "http://s3.lab:7480/bucket/a%20b.txt" and seen["method"] == "PUT" and seen["body"] == b"data"
     auth = seen["headers"]["Authorization"]
     assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261207/us-east-1/s3/aws4_request, "
                            "SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature=")
-    assert seen["headers"]["X-amz-content-sha256"] == hashlib.sha256(b"data").hexdigest()
-    assert "secret" not in json.dumps(seen)
+    assert seen["headers"]["host"] == "s3.lab:7480"
+    assert seen["headers"]["x-amz-content-sha256"] == hashlib.sha256(b"data").hexdigest()
+    assert "secret" not in json.dumps(seen, default=str)
 
 
 # -- a fake PostgreSQL --------------------------------------------------------------------------------------------
