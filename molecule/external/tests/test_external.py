@@ -87,6 +87,7 @@ def test_a_hot_backup_holds_documents_and_files(host):
     assert rc == 0, out[-3000:]
     status = json.loads(host.file(STATUS).content_string)
     assert status["result"] == "success" and status["mode"] == "hot" and status["downtime_seconds"] == 0, status
+    assert status["contents"] == "convex-export-with-files", status
     S["backup"] = dict(seconds=seconds, duration=status["duration_seconds"], size=status["size_bytes"])
     print(f"\nhot backup of 30 documents and 6 files (300 kB): playbook {seconds} s, backup {status['duration_seconds']} s, "
           f"{status['size_bytes']} bytes processed")

@@ -88,6 +88,10 @@ def test_cold_run_stops_and_restarts_convex_and_redis_and_reports(engine, tmp_pa
     status = engine.cmd_run("s1", cfg, args)
     assert status["result"] == "success" and status["snapshot_id"] == "f00d" * 16 and status["size_bytes"] == 1234
     assert status["downtime_seconds"] is not None
+    # Which kind of backup it was, in the status and as an info metric.
+    assert status["mode"] == "cold" and status["contents"] == "volumes"
+    prom = (tmp_path / "textfile" / "owlat_backup_s1.prom").read_text()
+    assert 'owlat_backup_last_run_info{stack="s1",mode="cold",contents="volumes"} 1' in prom
     order = [c[:2] for c in calls]
     backup_at = next(i for i, c in enumerate(calls) if c[:2] == ("restic", "backup"))
     assert order.index(("stop", "s1-convex")) < backup_at and order.index(("stop", "s1-redis")) < backup_at
