@@ -207,6 +207,19 @@ def test_pg_lease_newer_backend_takes_over_older_stops_at_next_write(start, tmp_
 # ---------------------------------------------------------------------------------------------------
 # S3
 # ---------------------------------------------------------------------------------------------------
+def export_zip(b, h):
+    """A snapshot export with file storage, waited for: (zip bytes, its start_ts)."""
+    assert http("POST", b.url + "/api/export/request/zip?includeStorage=true", b"", h)[0] == 200
+    for _ in range(100):
+        latest = query(b, "_system/cli/exports:getLatest", {}, h)
+        if latest["state"] == "completed":
+            break
+        time.sleep(0.1)
+    status, _, data = http("GET", b.url + f"/api/export/zip/{latest['start_ts']}", headers=h)
+    assert status == 200 and data[:2] == b"PK"
+    return data, latest["start_ts"]
+
+
 def test_s3_files_exports_modules_imports_in_their_buckets(start, tmp_path, buckets):
     names, env = buckets
     # HTTPS endpoint with the lab's CA (SSL_CERT_FILE: the double trusts the default store plus that file).
@@ -218,14 +231,7 @@ def test_s3_files_exports_modules_imports_in_their_buckets(start, tmp_path, buck
     assert cli("deploy", url=b.url, key=key).returncode == 0
     storage_id = mutation(b, "lab:storeFile", {"data": base64.b64encode(b"hello s3").decode()})
     assert base64.b64decode(query(b, "lab:getFile", {"storageId": storage_id})) == b"hello s3"
-    assert http("POST", b.url + "/api/export/request/zip?includeStorage=true", b"", h)[0] == 200
-    for _ in range(50):
-        latest = query(b, "_system/cli/exports:getLatest", {}, h)
-        if latest["state"] == "completed":
-            break
-        time.sleep(0.1)
-    status, _, data = http("GET", b.url + f"/api/export/zip/{latest['start_ts']}", headers=h)
-    assert status == 200 and data[:2] == b"PK"
+    data, start_ts = export_zip(b, h)
     status, _, raw = http("POST", b.url + "/api/import?format=zip&mode=replaceAll", data,
                           dict(h, **{"Content-Type": "application/octet-stream"}))
     assert status == 200, raw
@@ -235,7 +241,7 @@ def test_s3_files_exports_modules_imports_in_their_buckets(start, tmp_path, buck
     prefix = listing["files"][0].split("/", 1)[0] + "/"
     assert prefix.startswith("convex-self-hosted-")  # upstream: `<instance name>-<uuid4>/`
     assert listing["files"] == [prefix + storage_id]
-    assert listing["exports"] == [f"{prefix}{latest['start_ts']}.zip"]
+    assert listing["exports"] == [f"{prefix}{start_ts}.zip"]
     assert len(listing["modules"]) == 1 and listing["modules"][0].endswith(".json")
     assert len(listing["snapshot_imports"]) == 1 and listing["search"] == []
     assert not os.path.exists(tmp_path / "d" / "storage")  # nothing local
@@ -329,18 +335,6 @@ def test_storage_check_writes_to_each_bucket_and_leaves_nothing(buckets, endpoin
     assert env["AWS_SECRET_ACCESS_KEY"] not in json.dumps([ok, missing, bad_key])
 
 
-def export_zip(b, h):
-    assert http("POST", b.url + "/api/export/request/zip?includeStorage=true", b"", h)[0] == 200
-    for _ in range(100):
-        latest = query(b, "_system/cli/exports:getLatest", {}, h)
-        if latest["state"] == "completed":
-            break
-        time.sleep(0.1)
-    status, _, data = http("GET", b.url + f"/api/export/zip/{latest['start_ts']}", headers=h)
-    assert status == 200 and data[:2] == b"PK"
-    return data
-
-
 def test_export_with_storage_restores_documents_and_files_into_a_new_database_and_bucket(start, tmp_path, buckets):
     """Disaster recovery on external storage: a snapshot export with file storage (upstream's _storage/ folder) of a
     backend on PostgreSQL + S3, imported by a backend on another, empty database (another instance name: its own
@@ -359,7 +353,7 @@ def test_export_with_storage_restores_documents_and_files_into_a_new_database_an
         docs = [mutation(b, "lab:put", {"table": "notes", "doc": {"n": i}}) for i in range(5)]
         blobs = {mutation(b, "lab:storeFile", {"data": base64.b64encode(bytes([i]) * (1000 + i)).decode()}): i
                  for i in range(3)}
-        data = export_zip(b, h)
+        data = export_zip(b, h)[0]
         members = zipfile.ZipFile(io.BytesIO(data)).namelist()
         assert "_storage/documents.jsonl" in members and all(f"_storage/{s}" in members for s in blobs)
         meta = [json.loads(line) for line in zipfile.ZipFile(io.BytesIO(data)).read("_storage/documents.jsonl").splitlines()]
