@@ -205,13 +205,14 @@ def counts_of(output):
     return {}
 
 
-WHY_LINE = re.compile(r"^(FAILED|ERROR)\b|^E +\S|fatal: \[|failed=[1-9]|^CRITICAL|^lab: |Error\b|^make: \*\*\*")
+WHY_LINE = re.compile(r"^(FAILED|ERROR)\b|^E +\S|fatal: \[|failed=[1-9]|^CRITICAL|^lab: |Error\b|^make: \*\*\*|\bFAIL\b|msg: ")
 
 
 def failure_excerpt(out, keep=30, tail=12):
     """Why a step failed, for the closing summary (a CI log is often read from its end): the lines that name
     failures (pytest, Ansible, the lab), then the output's last lines; each shortened, none twice."""
-    lines = [line.rstrip()[:300] for line in out.splitlines() if line.strip()]
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)  # Molecule and Ansible colour their output
+    lines = [line.rstrip()[:300] for line in plain.splitlines() if line.strip()]
     picked = [line for line in lines if WHY_LINE.search(line)][-keep:] + lines[-tail:]
     return list(dict.fromkeys(picked))
 

@@ -10,7 +10,7 @@ def test_excerpt_keeps_the_failure_lines_and_the_tail_once():
     out = "\n".join(["PLAY [x]"] + ["ok: [h%d]" % i for i in range(50)] + [
         "fatal: [h1]: FAILED! => {\"msg\": \"backend did not answer\"}",
         "FAILED molecule/x/tests/test_a.py::test_b - AssertionError: 61 > 60",
-        "lab: S3 does not answer (0: curl: (7))",
+        "\x1b[31mlab: S3 does not answer (0: curl: (7))\x1b[0m",
     ] + ["ok: [h%d]" % i for i in range(50, 60)] + ["make: *** [Makefile:1: x] Error 1"])
     excerpt = matrix.failure_excerpt(out, tail=5)
     assert excerpt[:3] == ["fatal: [h1]: FAILED! => {\"msg\": \"backend did not answer\"}",
