@@ -34,6 +34,10 @@ class PgError(Exception):
         self.code, self.severity = code, severity
 
 
+class NoTls(PgError):
+    """The server answered the SSLRequest with N: it does not offer TLS."""
+
+
 def scram_client_proof(password, client_first_bare, server_first, client_final_without_proof):
     """(ClientProof, ServerSignature) of SCRAM-SHA-256 for these messages (RFC 5802 §3)."""
     attrs = dict(part.split("=", 1) for part in server_first.split(","))
@@ -53,7 +57,8 @@ def _cstr(value):
 
 class Connection:
     """One session. ``sslmode``: ``disable``, ``require`` (encrypted, not verified: what the Convex backend itself
-    asks for), ``verify-ca`` or ``verify-full`` (with ``cafile``). ``tls`` tells whether the session is encrypted."""
+    asks for, get-convex/convex-backend crates/clusters/src/lib.rs:41-45 at c51b14b), ``verify-ca`` or ``verify-full``
+    (with ``cafile``). ``tls`` tells whether the session is encrypted."""
 
     def __init__(self, host, port, user, password, database, sslmode="require", cafile=None, timeout=10.0):
         self.tls = False
@@ -103,7 +108,7 @@ class Connection:
         self._sock.sendall(struct.pack("!II", 8, SSL_REQUEST_CODE))
         answer = self._sock.recv(1)
         if answer != b"S":
-            raise PgError("the server does not offer TLS (it answered the SSLRequest with %r)" % answer)
+            raise NoTls("the server does not offer TLS (it answered the SSLRequest with %r)" % answer)
         if sslmode in ("verify-ca", "verify-full"):
             ctx = ssl.create_default_context(cafile=cafile)
             ctx.check_hostname = sslmode == "verify-full"

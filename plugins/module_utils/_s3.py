@@ -26,7 +26,8 @@ def signing_key(secret_key, day, region, service="s3"):
 class S3:
     def __init__(self, endpoint_url, region, access_key_id, secret_access_key, path_style=False, session_token="",
                  cafile=None, timeout=10.0):
-        # No endpoint: AWS itself (its regional endpoint), as the Convex backend does.
+        # No endpoint: AWS itself (its regional endpoint). The backend then leaves the endpoint to the AWS SDK
+        # (S3_ENDPOINT_URL is optional: get-convex/convex-backend crates/aws_utils/src/lib.rs:20-23 at c51b14b).
         self.endpoint = (endpoint_url or "https://s3.%s.amazonaws.com" % region).rstrip("/")
         self.region, self.access_key_id, self.secret_access_key = region, access_key_id, secret_access_key
         self.path_style, self.session_token, self.timeout, self.cafile = path_style, session_token, timeout, cafile

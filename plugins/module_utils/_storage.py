@@ -20,6 +20,11 @@ UPSTREAM_INSTANCE_NAME = "convex-self-hosted"
 DEFAULT_PORTS = {"postgres": 5432, "mysql": 3306}
 
 
+def database_name(instance_name):
+    """The backend's database on a Postgres/MySQL server: the instance name with ``-`` as ``_``."""
+    return (instance_name or UPSTREAM_INSTANCE_NAME).replace("-", "_")
+
+
 def database_of(postgres_url, mysql_url="", instance_name=""):
     """``postgres://host:port/db`` (never the credentials) of the backend's database; ``""`` for SQLite in the volume."""
     kind, url = ("postgres", postgres_url) if postgres_url else ("mysql", mysql_url)
@@ -31,7 +36,7 @@ def database_of(postgres_url, mysql_url="", instance_name=""):
     except ValueError:  # not a port number: the convex preflight names it; here the server is the text as given
         port = parts.netloc.rpartition("@")[2].rpartition(":")[2]
     host = (parts.hostname or "").lower()
-    return "%s://%s:%s/%s" % (kind, host, port, (instance_name or UPSTREAM_INSTANCE_NAME).replace("-", "_"))
+    return "%s://%s:%s/%s" % (kind, host, port, database_name(instance_name))
 
 
 def shared_database_problems(claims):
@@ -51,11 +56,6 @@ def shared_database_problems(claims):
 S3_USES = ("exports", "snapshot_imports", "modules", "files", "search")
 
 
-def database_name(instance_name):
-    """The backend's database on a Postgres/MySQL server: the instance name with ``-`` as ``_``."""
-    return (instance_name or UPSTREAM_INSTANCE_NAME).replace("-", "_")
-
-
 def _server(url):
     parts = urlsplit(url)
     return (parts.hostname or "", parts.port or DEFAULT_PORTS["postgres"], unquote(parts.username or ""),
@@ -66,9 +66,10 @@ def _connect(url, database, require_tls, timeout):
     host, port, user, password = _server(url)[:4]
     try:
         return pg.Connection(host, port, user, password, database, sslmode="require", timeout=timeout)
-    except pg.PgError as exc:
-        # Without the requirement the backend prefers TLS and falls back to plain (crates/local_backend/src/config.rs).
-        if require_tls or exc.code or "does not offer TLS" not in str(exc):
+    except pg.NoTls:
+        # Without the requirement the backend prefers TLS and falls back to plain (crates/local_backend/src/config.rs:
+        # 103-105 at c51b14b: "It would still prefer SSL if available").
+        if require_tls:
             raise
     return pg.Connection(host, port, user, password, database, sslmode="disable", timeout=timeout)
 
@@ -79,7 +80,7 @@ def _pg_problem(exc, server, user, database, setting="owlat_convex_postgres_url"
     if exc.code == pg.INVALID_AUTHORIZATION:
         return ("PostgreSQL %s refused user %s on database %s: %s (the server's pg_hba.conf must allow this host, "
                 "with TLS)." % (server, user, database, exc))
-    if "does not offer TLS" in str(exc):
+    if isinstance(exc, pg.NoTls):
         return ("PostgreSQL %s does not offer TLS, which the backend requires (sslmode=require): enable ssl on the "
                 "server, or set owlat_convex_do_not_require_ssl: true where the network to it is private." % server)
     if not exc.code:
@@ -99,6 +100,7 @@ def check_postgres(params, create):
         if exc.code != pg.INVALID_CATALOG_NAME:
             return found, [_pg_problem(exc, server, user, database)]
         if not params["admin_url"]:
+            # No code of the backend makes it (docs/upstream-external-storage.md §2: not found at c51b14b).
             return found, ["PostgreSQL %s has no database %s (the backend does not create it): create it "
                            "(CREATE DATABASE %s OWNER %s;) or give owlat_convex_postgres_admin_url (from the vault) to "
                            "have it created." % (server, database, pg.quote_ident(database), pg.quote_ident(user))]
@@ -154,6 +156,7 @@ def check_s3(params, nonce):
     for use in S3_USES:
         bucket = buckets.get(use)
         if not bucket:
+            # The image uses S3 only with all five (self-hosted/docker-build/run_backend.sh:34-51 at c51b14b).
             problems.append("owlat_convex_s3.buckets.%s is not set (the backend needs all five buckets)." % use)
             continue
         found["buckets"][use] = bucket
