@@ -28,6 +28,10 @@ OLDEST_SCENARIOS ?= fleet
 # (matrix.py exec fails the step on one). The environment wins over ansible.cfg and Molecule's own ansible.cfg.
 export ANSIBLE_CALLBACKS_ENABLED := owlat.selfhost.module_runs,owlat.selfhost.deprecation_watch
 export OWLAT_DEPRECATION_ALLOW := $(CURDIR)/tests/matrix/deprecations-allowed.txt
+# pip installs without byte-compiling (ansible-test's own requirement installs too; matrix.py passes --no-compile):
+# most of an install's CPU, on the 2 cores the lab lanes share. (PIP_COMPILE=0, not PIP_NO_COMPILE: pip reads a
+# --no-* option's variable inverted.)
+export PIP_COMPILE := 0
 DEMO_LEG ?= $(MAIN_LEG)
 DEMO_BIN := $(if $(filter $(MAIN_LEG),$(DEMO_LEG)),$(BIN),.venvs/$(DEMO_LEG)/bin)
 

@@ -39,7 +39,9 @@ _value:
   type: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._container_defs import failures
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+failures = deferred("_container_defs", "failures")
 
 
 class FilterModule:

@@ -36,7 +36,9 @@ _value:
   type: dict
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._container_defs import results
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+results = deferred("_container_defs", "results")
 
 
 class FilterModule:

@@ -25,7 +25,9 @@ _value:
   elements: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._reports import converged_lines
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+converged_lines = deferred("_reports", "converged_lines")
 
 
 class FilterModule:

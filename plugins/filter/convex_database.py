@@ -38,7 +38,9 @@ _value:
   type: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._storage import database_of
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+database_of = deferred("_storage", "database_of")
 
 
 class FilterModule:

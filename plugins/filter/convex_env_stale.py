@@ -38,10 +38,10 @@ _value:
   type: bool
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._convex import normalize_value, plan_env
-
 
 def convex_env_stale(desired, state, prune=True):
+    # Imported when called (module_utils/_deferred.py says why).
+    from ansible_collections.owlat.selfhost.plugins.module_utils._convex import normalize_value, plan_env
     state = state or {}
     current, managed = state.get("env"), state.get("managed")
     if not isinstance(current, dict) or managed is None:

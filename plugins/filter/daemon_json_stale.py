@@ -36,8 +36,6 @@ _value:
 
 import json
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._daemon_json import merge
-
 
 def _plain(value):
     # Templating may hand over its own mapping/string types: compare plain JSON data.
@@ -45,6 +43,8 @@ def _plain(value):
 
 
 def daemon_json_stale(settings, current):
+    # Imported when called (module_utils/_deferred.py says why).
+    from ansible_collections.owlat.selfhost.plugins.module_utils._daemon_json import merge
     if not isinstance(current, dict):
         return True
     current = _plain(current)

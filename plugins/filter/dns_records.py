@@ -41,10 +41,10 @@ _value:
   elements: dict
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._dns import records, zone_line
-
 
 def dns_records(stack):
+    # Imported when called (module_utils/_deferred.py says why).
+    from ansible_collections.owlat.selfhost.plugins.module_utils._dns import records, zone_line
     return [dict(record, line=zone_line(record)) for record in records(stack)]
 
 

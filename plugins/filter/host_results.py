@@ -33,7 +33,9 @@ _value:
   type: list
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._reports import host_results
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+host_results = deferred("_reports", "host_results")
 
 
 class FilterModule:

@@ -31,7 +31,9 @@ _value:
   elements: dict
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._mailcheck import rows
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+rows = deferred("_mailcheck", "rows")
 
 
 class FilterModule:

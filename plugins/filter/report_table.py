@@ -44,7 +44,9 @@ _value:
   type: list
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._reports import report_table
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+report_table = deferred("_reports", "report_table")
 
 
 class FilterModule:

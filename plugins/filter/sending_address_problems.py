@@ -40,7 +40,9 @@ _value:
   elements: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._dns import sending_problems
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+sending_problems = deferred("_dns", "sending_problems")
 
 
 class FilterModule:

@@ -31,7 +31,9 @@ _value:
   elements: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._storage import shared_database_problems
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+shared_database_problems = deferred("_storage", "shared_database_problems")
 
 
 class FilterModule:

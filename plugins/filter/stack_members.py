@@ -41,10 +41,10 @@ _value:
   elements: str
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._status import stack_member
-
 
 def stack_members(containers, stack, services=None):
+    # Imported when called (module_utils/_deferred.py says why).
+    from ansible_collections.owlat.selfhost.plugins.module_utils._status import stack_member
     return sorted(set(filter(None, (stack_member(item, stack, services) for item in containers or []))))
 
 

@@ -28,7 +28,9 @@ _value:
   type: list
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._reports import stack_summary_rows
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+stack_summary_rows = deferred("_reports", "stack_summary_rows")
 
 
 class FilterModule:

@@ -29,7 +29,9 @@ _value:
   type: dict
 """
 
-from ansible_collections.owlat.selfhost.plugins.module_utils._reports import status_report
+from ansible_collections.owlat.selfhost.plugins.module_utils._deferred import deferred
+
+status_report = deferred("_reports", "status_report")
 
 
 class FilterModule:

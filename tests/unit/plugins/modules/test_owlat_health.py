@@ -111,7 +111,7 @@ def test_wrong_redis_password_is_reported_without_it(run_module, fake_tcp):
     wrong = "Wrong" * 6
     res = run_module(
         owlat_health,
-        dict(checks=[dict(name="redis", kind="redis", host="127.0.0.1", port=redis.port, password=wrong, timeout=0.3)], interval=0.1),
+        dict(checks=[dict(name="redis", kind="redis", host="127.0.0.1", port=redis.port, password=wrong, timeout=1.5)], interval=0.1),
     )
     assert res["failed"] is True
     assert "last answer: AUTH: -WRONGPASS invalid username-password pair" in res["msg"]
@@ -121,7 +121,7 @@ def test_wrong_redis_password_is_reported_without_it(run_module, fake_tcp):
 def test_redis_without_password_gets_noauth(run_module, fake_tcp):
     redis = fake_tcp(conftest.fake_redis_handler(REDIS_PASSWORD))
     res = run_module(
-        owlat_health, dict(checks=[dict(name="redis", kind="redis", host="127.0.0.1", port=redis.port, timeout=0.3)], interval=0.1)
+        owlat_health, dict(checks=[dict(name="redis", kind="redis", host="127.0.0.1", port=redis.port, timeout=1.5)], interval=0.1)
     )
     assert res["failed"] is True and "PING: -NOAUTH Authentication required." in res["msg"]
 
@@ -133,8 +133,8 @@ def test_banner_mismatch_and_clamd_garbage(run_module, fake_tcp):
         owlat_health,
         dict(
             checks=[
-                dict(name="smtp", kind="tcp_banner", host="127.0.0.1", port=smtp.port, expect="^220 ", timeout=0.3),
-                dict(name="clamav", kind="clamd", host="127.0.0.1", port=clamd.port, timeout=0.3),
+                dict(name="smtp", kind="tcp_banner", host="127.0.0.1", port=smtp.port, expect="^220 ", timeout=1.5),
+                dict(name="clamav", kind="clamd", host="127.0.0.1", port=clamd.port, timeout=1.5),
             ],
             interval=0.1,
         ),
@@ -166,13 +166,13 @@ def test_https_through_connect_to_with_own_ca(run_module, fake_http, tls_pair):
     assert seen_sni[-1] == "app.example.com"
 
     # Without the CA the system trust store refuses the certificate ...
-    res = run_module(owlat_health, dict(checks=[dict(check, ca_path=None, timeout=0.3)], interval=0.1))
+    res = run_module(owlat_health, dict(checks=[dict(check, ca_path=None, timeout=1.5)], interval=0.1))
     assert res["failed"] is True and "certificate verification failed" in res["msg"]
     # ... unless verification is switched off.
     res = run_module(owlat_health, dict(checks=[dict(check, ca_path=None, validate_certs=False)], interval=0.1))
     assert res["failed"] is False
     # A name the certificate does not cover is refused even with the right CA.
-    other = dict(check, url="https://other.example.com/api/instance-info", timeout=0.3)
+    other = dict(check, url="https://other.example.com/api/instance-info", timeout=1.5)
     res = run_module(owlat_health, dict(checks=[other], interval=0.1))
     assert res["failed"] is True and "certificate verification failed" in res["msg"]
     assert "other.example.com" in res["msg"]
