@@ -24,6 +24,7 @@ INVALID_CATALOG_NAME = "3D000"       # the database does not exist
 INVALID_PASSWORD = "28P01"
 INVALID_AUTHORIZATION = "28000"      # pg_hba refused the connection (host, user, database or no TLS)
 DUPLICATE_DATABASE = "42P04"
+OBJECT_IN_USE = "55006"             # e.g. a database others are connected to cannot be renamed
 
 
 class PgError(Exception):

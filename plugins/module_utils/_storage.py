@@ -184,12 +184,53 @@ def check_s3(params, nonce):
     return found, problems
 
 
+def set_aside_database(params, create):
+    """Rename the stack's database to its name + params["set_aside"] and make an empty one of the stack's name (owned by the
+    stack's user), both with the admin URL: where a rollback starts the older backend. Upstream runs migrations
+    forward only and lets an older backend start on a newer database with a warning; its CLI says "the older backend
+    may not be able to read data written by the newer one" (docs/upstream-external-storage.md §8). The migrated
+    database is kept, renamed. (what was done, problems)."""
+    user = _server(params["postgres_url"])[2]
+    database = database_name(params["instance_name"])
+    aside = database[:63 - len(params["set_aside"])] + params["set_aside"]  # PostgreSQL names: 63 bytes at most
+    if not params["admin_url"]:
+        return {}, ["a fresh database %s for the rollback needs owlat_convex_postgres_admin_url (the database stays as "
+                    "the newer backend left it)." % database]
+    if not create:
+        return dict(database=database, aside="in a real run", created="in a real run"), []
+    admin_host, admin_port, admin_user, dummy, admin_db = _server(params["admin_url"])
+    admin_server = "%s:%s" % (admin_host, admin_port)
+    done = dict(database=database, aside="", created=False)
+    try:
+        with _connect(params["admin_url"], admin_db or "postgres", params["require_tls"], params["timeout"]) as admin:
+            try:
+                admin.query("ALTER DATABASE %s RENAME TO %s" % (pg.quote_ident(database), pg.quote_ident(aside)))
+                done["aside"] = aside
+            except pg.PgError as exc:
+                if exc.code != pg.INVALID_CATALOG_NAME:  # none to set aside: only the fresh one to make
+                    raise
+            admin.query("CREATE DATABASE %s OWNER %s" % (pg.quote_ident(database), pg.quote_ident(user)))
+            done["created"] = True
+    except pg.PgError as exc:
+        if exc.code == pg.OBJECT_IN_USE:
+            return done, ["PostgreSQL %s: database %s is still in use (%s): stop what uses it - a backend of the stack "
+                          "on another host? - and run again." % (admin_server, database, exc)]
+        return done, [_pg_problem(exc, admin_server, admin_user, database, "owlat_convex_postgres_admin_url")]
+    return done, []
+
+
 def check_storage(params, create, nonce):
     result = dict(changed=False, problems=[])
+    if params.get("postgres_url") and params.get("set_aside"):
+        result["fresh_database"], problems = set_aside_database(params, create)
+        result["problems"] += problems
+        result["changed"] = create and bool(result["fresh_database"].get("aside") or result["fresh_database"].get("created"))
+        if problems:
+            return result
     if params.get("postgres_url"):
         result["postgres"], problems = check_postgres(params, create)
         result["problems"] += problems
-        result["changed"] = result["postgres"]["created"] is True
+        result["changed"] = result["changed"] or result["postgres"]["created"] is True
     # The module fills in the suboptions' defaults: S3 is configured when any other value is set.
     if any(value for key, value in (params.get("s3") or {}).items() if key != "force_path_style"):
         result["s3"], problems = check_s3(params, nonce)

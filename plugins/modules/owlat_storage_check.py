@@ -75,6 +75,15 @@ options:
       buckets:
         description: Bucket per use - C(exports), C(snapshot_imports), C(modules), C(files), C(search).
         type: dict
+  set_aside:
+    description:
+      - A rollback's fresh database - before the check, the stack's database is renamed to its name with this suffix
+        (kept, never dropped) and an empty one of the stack's name is created, owned by the user of O(postgres_url),
+        both with O(admin_url) (required then). The older backend of a rollback then starts on the empty one and the
+        snapshot is imported into it. Nothing to rename - only the empty one is created.
+      - Empty - nothing renamed.
+    type: str
+    default: ""
   ca_file:
     description: A CA bundle on the host that verifies the S3 endpoint's certificate, instead of the system's.
     type: path
@@ -85,13 +94,15 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Checks as usual; a missing database is reported as to be created, not created.
+    description: Checks as usual; a missing database is reported as to be created, not created; O(set_aside) renames
+      and creates nothing.
   diff_mode:
     support: none
     description: Nothing to show.
   idempotent:
-    support: full
-    description: Creates the database once; the check objects written to the buckets are removed again.
+    support: partial
+    description: Creates the database once; the check objects written to the buckets are removed again. O(set_aside)
+      is not idempotent - each run with it sets the database aside again (use a new suffix each time).
 """
 
 EXAMPLES = r"""
@@ -116,6 +127,12 @@ s3:
   returned: when O(s3) is set
   type: dict
   sample: {endpoint: "https://s3.example.com", buckets: {files: acme-files, exports: acme-exports}}
+fresh_database:
+  description: What O(set_aside) did - the stack's database, the name it was set aside as (empty - there was none),
+    whether the empty one was created (V(in a real run) in check mode).
+  returned: when O(set_aside) is set
+  type: dict
+  sample: {database: acme, aside: acme_pre_rollback_20261207181500, created: true}
 problems:
   description: One sentence per problem; the module fails when there is one.
   returned: always
@@ -145,6 +162,7 @@ def main():
                 force_path_style=dict(type="bool", default=False),
                 buckets=dict(type="dict"),
             )),
+            set_aside=dict(type="str", default=""),
             ca_file=dict(type="path"),
             timeout=dict(type="int", default=10),
         ),

@@ -330,8 +330,10 @@ def test_a_dry_run_of_a_move_changes_nothing(host):
     print(f"\nmove --check: {seconds} s")
 
 
+# The doubles answer within a second: every gate that can see the broken web (the app's health, the proxy's HTTPS check
+# of the app's hostname: 2 min by default) gives up within a minute.
 BROKEN_WEB = json.dumps({"owlat_stack_release_catalog_extra": {"0.4.4": {"images": {"web": "ghcr.io/wolvesdotink/web:0.4.4-broken"}}},
-                         "owlat_app_health_timeout": 20})
+                         "owlat_app_health_timeout": 20, "owlat_proxy_health_timeout": 60})
 
 
 def test_a_move_whose_target_fails_starts_the_source_again(host):

@@ -1,6 +1,7 @@
 """A stack whose data is outside its host (the lab's PostgreSQL 17 over TLS and radosgw S3): the collection made its
 database, the backend keeps documents there and files in the bucket, a hot backup holds both, and a restore into a
-dropped database and emptied buckets brings them back byte for byte."""
+dropped database and emptied buckets brings them back byte for byte, and so does the rollback of a failed upgrade,
+into an empty database (the migrated one kept)."""
 
 import base64
 import hashlib
@@ -114,7 +115,47 @@ def test_restore_into_a_dropped_database_and_emptied_buckets(host):
     print(f"\nrestore into a new database and empty buckets: {S['restore_seconds']} s")
 
 
-def test_a_second_run_after_the_restore_changes_nothing(host):
+# Lab only: 0.4.4's web image fails its health check (lab/lab.py pushes web:0.4.4-broken). The doubles answer within a
+# second: the failing gates give up after 30/60 s instead of 3/2 min.
+BROKEN_WEB = {"owlat_stack_release_catalog_extra": {"0.4.4": {"images": {"web": "ghcr.io/wolvesdotink/web:0.4.4-broken"}}},
+              "owlat_app_health_timeout": 30, "owlat_proxy_health_timeout": 60}
+
+
+def test_a_failed_upgrade_rolls_back_into_an_empty_database_and_keeps_the_migrated_one(host):
+    """0.4.3 -> 0.4.4 fails after the backend restart: 0.4.3 starts on an empty database, the pre-upgrade export (with
+    the files) is imported into it, the data is as it was; the database 0.4.4's backend ran on is kept, renamed."""
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.upgrade", "-e", "owlat_upgrade_release=0.4.4", "-e", json.dumps(BROKEN_WEB))
+    seconds = round(time.monotonic() - start, 1)
+    flat = " ".join(out.split())
+    assert rc != 0 and "rolled back (snapshot " in flat, out[-4000:]
+    aside = re.search(rf"the migrated database kept as ({DB}_pre_rollback_\d{{14}})", flat)
+    assert aside, out[-4000:]
+    databases = psql("SELECT datname FROM pg_database ORDER BY datname").split()
+    assert DB in databases and aside.group(1) in databases, databases
+    # The migrated one still holds what 0.4.4's backend found (nothing dropped); the stack runs 0.4.3 with the data.
+    assert int(psql("SELECT count(*) FROM documents", db=aside.group(1))) > 0
+    assert json.loads(sh(host, f"cat /etc/ansible/facts.d/owlat_{STACK}.fact"))["release"] == "0.4.3"
+    assert checksums(host) == S["seeded"]
+    print(f"\nupgrade 0.4.3 -> 0.4.4 failed, rolled back into an empty database: {seconds} s")
+
+
+def test_a_second_stack_on_the_first_ones_database_is_refused_with_no_change(host):
+    """owlat-mol-ext2 (never deployed) points its stack at ext_one, which owlat-mol-ext's stack runs on: the fleet
+    preflight names both and changes nothing on either host."""
+    before = sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex")
+    rc, out = run_converge("-e", "owlat_target=owlat_hosts:owlat_extra")
+    flat = " ".join(out.split())
+    assert rc != 0, out[-3000:]
+    assert (f"database postgres://172.29.0.252:5432/{DB} would be used by stack {STACK} on {HOST} and stack {STACK} "
+            f"on {HOST}2") in flat, out[-3000:]
+    assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
+    assert sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == before
+    state = pathlib.Path(os.environ.get("OWLAT_LAB_STATE") or LAB.parent / ".state")
+    assert (state / "pg" / "admin-password").read_text().strip() not in out
+
+
+def test_a_second_run_after_the_restore_and_the_rollback_changes_nothing(host):
     rc, out = run_converge()
     assert rc == 0, out[-3000:]
     assert recap(out)[HOST]["changed"] == 0, out[-3000:]

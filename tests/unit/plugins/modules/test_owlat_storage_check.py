@@ -127,6 +127,16 @@ def fake_postgres(state):
             if sql.startswith("CREATE DATABASE"):
                 state["databases"].append(sql.split('"')[1])
                 conn.sendall(message(b"C", b"CREATE DATABASE\0") + message(b"Z", b"I"))
+            elif sql.startswith("ALTER DATABASE"):
+                old, new = sql.split('"')[1], sql.split('"')[3]
+                if old not in state["databases"]:
+                    conn.sendall(error("3D000", 'database "%s" does not exist' % old) + message(b"Z", b"I"))
+                elif old in state.get("in_use", ()):
+                    conn.sendall(error("55006", 'database "%s" is being accessed by other users' % old)
+                                 + message(b"Z", b"I"))
+                else:
+                    state["databases"][state["databases"].index(old)] = new
+                    conn.sendall(message(b"C", b"ALTER DATABASE\0") + message(b"Z", b"I"))
             else:
                 values = [b"PostgreSQL 17.6 on x86_64", b"public", state.get("may_create", b"t")]
                 row = struct.pack("!H", 3) + b"".join(struct.pack("!i", len(v)) + v for v in values)
@@ -190,3 +200,35 @@ def test_a_wrong_password_and_a_user_without_create_are_told(run_module, postgre
     result = run_module(owlat_storage_check, dict(postgres_url=url(postgres), instance_name="acme", require_tls=False))
     assert result["failed"] and 'may not create tables in schema public' in result["msg"]
     assert PASSWORD not in visible_text(result)
+
+
+def test_a_rollback_sets_the_migrated_database_aside_and_gets_an_empty_one(run_module, postgres, visible_text):
+    postgres.state["databases"].append("acme")
+    params = dict(postgres_url=url(postgres), admin_url=url(postgres) + "/postgres", instance_name="acme",
+                  require_tls=False, set_aside="_pre_rollback_1")
+    result = run_module(owlat_storage_check, params, check_mode=True)
+    assert not result["failed"] and not result["changed"], result
+    assert result["fresh_database"] == {"database": "acme", "aside": "in a real run", "created": "in a real run"}
+    assert postgres.state["databases"] == ["postgres", "acme"]
+    result = run_module(owlat_storage_check, params)
+    assert not result["failed"] and result["changed"], result
+    assert result["fresh_database"] == {"database": "acme", "aside": "acme_pre_rollback_1", "created": True}
+    # The migrated one kept under the new name, an empty one of the stack's name, which the check then looked at.
+    assert postgres.state["databases"] == ["postgres", "acme_pre_rollback_1", "acme"]
+    assert result["postgres"]["database"] == "acme" and result["postgres"]["created"] is False
+    assert PASSWORD not in visible_text(result)
+
+
+def test_a_rollback_without_a_database_makes_one_and_without_admin_url_or_in_use_says_why(run_module, postgres):
+    params = dict(postgres_url=url(postgres), admin_url=url(postgres) + "/postgres", instance_name="acme",
+                  require_tls=False, set_aside="_pre_rollback_2")
+    result = run_module(owlat_storage_check, params)
+    assert not result["failed"] and result["changed"], result
+    assert result["fresh_database"] == {"database": "acme", "aside": "", "created": True}
+    result = run_module(owlat_storage_check, dict(params, admin_url=""))
+    assert result["failed"] and "needs owlat_convex_postgres_admin_url" in result["msg"]
+    assert "acme_pre_rollback_2" not in postgres.state["databases"]
+    postgres.state["in_use"] = ["acme"]
+    result = run_module(owlat_storage_check, params)
+    assert result["failed"] and "database acme is still in use" in result["msg"], result["msg"]
+    assert postgres.state["databases"] == ["postgres", "acme"]
