@@ -185,8 +185,8 @@ def check_s3(params, nonce):
 
 
 def set_aside_database(params, create):
-    """Rename the stack's database to its name + params["set_aside"] and make an empty one of the stack's name (owned by the
-    stack's user), both with the admin URL: where a rollback starts the older backend. Upstream runs migrations
+    """Rename the stack's database to its name + params["set_aside"] and make an empty one of the stack's name (owned
+    by the stack's user), both with the admin URL: where a rollback starts the older backend. Upstream runs migrations
     forward only and lets an older backend start on a newer database with a warning; its CLI says "the older backend
     may not be able to read data written by the newer one" (docs/upstream-external-storage.md §8). The migrated
     database is kept, renamed. (what was done, problems)."""
