@@ -57,7 +57,7 @@ def _cstr(value):
 
 
 class Connection:
-    """One session. ``sslmode``: ``disable``, ``require`` (encrypted, not verified: what the Convex backend itself
+    """One session. ``sslmode``: ``disable``, ``require`` (encrypted, certificate unchecked: what the Convex backend itself
     asks for, get-convex/convex-backend crates/clusters/src/lib.rs:41-45 at c51b14b), ``verify-ca`` or ``verify-full``
     (with ``cafile``). ``tls`` tells whether the session is encrypted."""
 
