@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
+import re
 import time
+import zipfile
 
 from ansible_collections.owlat.selfhost.plugins.module_utils._convex import ConvexClient, ConvexError, describe_answer
 from ansible_collections.owlat.selfhost.plugins.module_utils._http import HttpError, describe_error, request, split_url
@@ -151,3 +154,35 @@ def import_snapshot(url, admin_key, path, timeout=600):
         return int(response.json().get("numWritten", 0))
     except (ValueError, AttributeError, TypeError):
         return 0
+
+
+# A file of the snapshot's file storage: upstream's import reads the id from `(.*/)?_storage/<id>[.<ext>]`
+# (crates/application/src/snapshot_import/parse.rs:111-114, docs/upstream-external-storage.md §6b).
+_STORAGE_FILE = re.compile(r"^(.*/)?_storage/([^/.]+)(?:\.[^/]+)?$")
+
+
+def export_contents(path):
+    """What a snapshot zip holds, as a user sees it: the documents of every table (system tables, whose names start
+    with ``_``, left out) and the bytes of every stored file, keyed by storage id.
+
+    A snapshot import keeps each document's _id and _creationTime (docs.convex.dev/database/import-export/import) and
+    each file's storage id (import_file_storage.rs:137-149): an export taken after an import holds the same contents.
+    Returns {tables, documents, files, sha256}: counts and one digest of all of it, independent of the order inside.
+    """
+    tables, files = {}, {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                folder, _sep, leaf = name.rpartition("/")
+                if leaf == "documents.jsonl" and not folder.rpartition("/")[2].startswith("_"):
+                    lines = archive.read(name).decode("utf-8").splitlines()
+                    tables[folder] = sorted(json.dumps(json.loads(line), sort_keys=True) for line in lines if line.strip())
+                    continue
+                found = _STORAGE_FILE.match(name)
+                if found and leaf != "documents.jsonl":
+                    files[(found.group(1) or "") + found.group(2)] = hashlib.sha256(archive.read(name)).hexdigest()
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise ConvexError("%s is not a readable snapshot export: %s" % (path, exc))
+    digest = hashlib.sha256(json.dumps({"tables": tables, "files": files}, sort_keys=True).encode()).hexdigest()
+    return {"tables": len(tables), "documents": sum(len(docs) for docs in tables.values()), "files": len(files),
+            "sha256": digest}

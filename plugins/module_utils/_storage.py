@@ -127,7 +127,20 @@ def check_postgres(params, create):
                 "SELECT version(), current_schema(), has_schema_privilege(current_schema(), 'CREATE')")[0]
         except pg.PgError as exc:
             return found, [_pg_problem(exc, server, user, database)]
+        in_use = False
+        if schema is not None and params.get("require_empty"):
+            # A backend that ran here left rows in its documents table (crates/postgres/src/sql.rs:59).
+            try:
+                # Two statements: PostgreSQL resolves every table of a statement before it runs any of it.
+                if conn.query("SELECT to_regclass('documents') IS NOT NULL")[0][0] == "t":
+                    in_use = conn.query("SELECT EXISTS (SELECT 1 FROM documents)")[0][0] == "t"
+            except pg.PgError as exc:
+                return found, [_pg_problem(exc, server, user, database)]
     found.update(version=" ".join(version.split()[:2]), schema=schema)
+    if in_use:
+        return found, ["PostgreSQL %s, database %s already holds a Convex deployment's data (its documents table has "
+                       "rows): the move imports the stack's data into an empty database. If an earlier move left it, "
+                       "drop it (DROP DATABASE %s;) or rename it, then run again." % (server, database, pg.quote_ident(database))]
     # The backend creates its tables in the current schema on its first start (crates/postgres/src/lib.rs:287-320).
     if schema is None:
         return found, ["PostgreSQL %s, database %s: user %s has no current schema (search_path), where the backend "

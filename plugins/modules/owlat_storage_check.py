@@ -84,6 +84,12 @@ options:
       - Empty - nothing renamed.
     type: str
     default: ""
+  require_empty:
+    description:
+      - The stack's data is about to be imported into the database (a move of its storage) - a database in which a
+        Convex backend has already run (its C(documents) table has rows) is a problem, never overwritten.
+    type: bool
+    default: false
   ca_file:
     description: A CA bundle on the host that verifies the S3 endpoint's certificate, instead of the system's.
     type: path
@@ -163,6 +169,7 @@ def main():
                 buckets=dict(type="dict"),
             )),
             set_aside=dict(type="str", default=""),
+            require_empty=dict(type="bool", default=False),
             ca_file=dict(type="path"),
             timeout=dict(type="int", default=10),
         ),

@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+import testinfra
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
 import lab_convex  # noqa: E402
@@ -44,6 +45,12 @@ def bucket_keys(bucket):
     return re.findall(r"<Key>([^<]+)</Key>", listing)
 
 
+def lab_pg_url():
+    """The lab's PostgreSQL as its admin user (the URL the host_vars build)."""
+    state = pathlib.Path(os.environ.get("OWLAT_LAB_STATE") or LAB.parent / ".state")
+    return "postgresql://owlat_admin:%s@172.29.0.252:5432" % (state / "pg" / "admin-password").read_text().strip()
+
+
 def call(host, kind, path, args):
     status, body = lab_convex.convex(host, STACK, f"/api/{kind}", {"path": path, "args": args, "format": "json"})
     assert status == 200, body
@@ -52,11 +59,11 @@ def call(host, kind, path, args):
     return answer["value"]
 
 
-def checksums(host):
+def checksums(host, stored=None):
     """What users care about: the documents and the bytes of every file."""
     notes = call(host, "query", "lab:list", {"table": "notes"})
     files = {sid: hashlib.sha256(base64.b64decode(call(host, "query", "lab:getFile", {"storageId": sid}) or "")).hexdigest()
-             for sid in sorted(S.get("files", {}))}
+             for sid in sorted(S.get("files", {}) if stored is None else stored)}
     return {"notes": len(notes), "documents": hashlib.sha256(json.dumps(notes, sort_keys=True).encode()).hexdigest(),
             "files": files}
 
@@ -141,10 +148,11 @@ def test_a_failed_upgrade_rolls_back_into_an_empty_database_and_keeps_the_migrat
 
 
 def test_a_second_stack_on_the_first_ones_database_is_refused_with_no_change(host):
-    """owlat-mol-ext2 (never deployed) points its stack at ext_one, which owlat-mol-ext's stack runs on: the fleet
-    preflight names both and changes nothing on either host."""
+    """owlat-mol-ext2 (not deployed yet) with its stack pointed at ext_one, which owlat-mol-ext's stack runs on: the
+    fleet preflight names both and changes nothing on either host."""
     before = sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex")
-    rc, out = run_converge("-e", "owlat_target=owlat_hosts:owlat_extra")
+    same = {"owlat_convex_instance_name": INSTANCE, "owlat_convex_postgres_url": lab_pg_url()}
+    rc, out = run_converge("-e", "owlat_target=owlat_hosts:owlat_extra", "-e", json.dumps(same))
     flat = " ".join(out.split())
     assert rc != 0, out[-3000:]
     assert (f"database postgres://172.29.0.252:5432/{DB} would be used by stack {STACK} on {HOST} and stack {STACK} "
@@ -165,20 +173,85 @@ WRONG_PASSWORD = "postgresql://owlat_admin:wrong-password@172.29.0.252:5432"
 
 
 @pytest.mark.parametrize("case,extra,expected", [
-    ("a database that is not there, no admin URL", {"owlat_convex_instance_name": "other-db",
-                                                     "owlat_convex_postgres_admin_url": ""},
-     "has no database other_db (the backend does not create it)"),
+    # The database is not there either; the deploy record says where the data is, and that comes first.
+    ("another database than the data's (the instance renamed)", {"owlat_convex_instance_name": "other-db",
+                                                                "owlat_convex_postgres_admin_url": ""},
+     f"convex, stack {STACK} on {HOST}: its data is in postgres://172.29.0.252:5432/{DB} with files in S3 (its deploy "
+     "record), but the inventory now says postgres://172.29.0.252:5432/other_db with files in S3: the backend would "
+     "start there with no data"),
     ("a wrong password", {"owlat_convex_postgres_url": WRONG_PASSWORD, "owlat_convex_postgres_admin_url": ""},
-     "refused the password of user owlat_admin (owlat_convex_postgres_url)"),
+     f"convex, stack {STACK} on {HOST}: PostgreSQL 172.29.0.252:5432 refused the password of user owlat_admin "
+     "(owlat_convex_postgres_url)"),
 ])
 def test_storage_problems_are_named_before_any_change(host, case, extra, expected):
     """The preflight asks the servers from the host: nothing changes, and no secret is printed."""
     before = sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex")
     rc, out = run_converge("-e", json.dumps(extra))
     flat = " ".join(out.split())
-    assert rc != 0 and f"convex, stack {STACK} on {HOST}: PostgreSQL 172.29.0.252:5432" in flat, (case, out[-3000:])
-    assert expected in flat, (case, out[-3000:])
+    assert rc != 0 and expected in flat, (case, out[-3000:])
     assert all(s["changed"] == 0 for s in recap(out).values()), recap(out)
     assert sh(host, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == before
     state = pathlib.Path(os.environ.get("OWLAT_LAB_STATE") or LAB.parent / ".state")
     assert (state / "pg" / "admin-password").read_text().strip() not in out and "wrong-password" not in out
+
+
+EXT2, DB2, INSTANCE2 = "owlat-mol-ext2", "ext_two", "ext-two"
+
+
+def test_a_sqlite_stack_moves_to_postgres_and_s3_with_the_same_data(monkeypatch):
+    """owlat-mol-ext2's stack on SQLite, seeded; the inventory edited to the lab's PostgreSQL and S3 (the buckets of
+    owlat-mol-ext's stack, its own prefix): site.yml refuses to start it empty, move_storage.yml moves it - the same
+    documents and file bytes, served from the new database, the export removed, the SQLite database left in the volume -
+    and a second run changes nothing."""
+    ext2 = testinfra.get_host(f"docker://{EXT2}")
+    start = time.monotonic()
+    rc, out = run_converge("-e", f"owlat_target={EXT2}")
+    deploy_seconds = round(time.monotonic() - start, 1)
+    assert rc == 0, out[-3000:]
+    assert "Connected to SQLite" in sh(ext2, f"docker logs {STACK}-convex 2>&1")
+    stored = {}
+    for i in range(20):
+        call(ext2, "mutation", "lab:put", {"table": "notes", "doc": {"n": i, "text": secrets.token_hex(32)}})
+    for i in range(4):
+        data = secrets.token_bytes(40_000 + i)
+        stored[call(ext2, "mutation", "lab:storeFile", {"data": base64.b64encode(data).decode()})] = hashlib.sha256(data).hexdigest()
+    seeded = checksums(ext2, stored)
+    assert seeded["notes"] == 20 and seeded["files"] == stored
+
+    monkeypatch.setenv("OWLAT_LAB_EXT2_STORE", "postgres")
+    began = sh(ext2, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex")
+    rc, out = run_converge("-e", f"owlat_target={EXT2}")
+    flat = " ".join(out.split())
+    assert rc != 0 and (f"convex, stack {STACK} on {EXT2}: its data is in SQLite in volume {STACK}-convex-data with "
+                        f"files in volume {STACK}-convex-data (its deploy record), but the inventory now says "
+                        f"postgres://172.29.0.252:5432/{DB2} with files in S3") in flat, out[-3000:]
+    assert all(v["changed"] == 0 for v in recap(out).values()), recap(out)
+    assert sh(ext2, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == began
+
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.move_storage", "-e", f"owlat_move_storage_stack={EXT2}")
+    move_seconds = round(time.monotonic() - start, 1)
+    flat = " ".join(out.split())
+    assert rc == 0, out[-4000:]
+    assert "moved; the data checked in the new store, the old one left as it was" in flat, out[-3000:]
+    # The 20 notes and what the lab's functions keep of their own (an administrator seeded at deploy).
+    moved = re.search(r"(\d+) documents, (\d+) tables, 4 files", flat)
+    assert moved and int(moved.group(1)) >= 20, out[-3000:]
+    assert f"Connected to Postgres database: {INSTANCE2}" in sh(ext2, f"docker logs {STACK}-convex 2>&1")
+    assert int(psql("SELECT count(*) FROM documents", db=DB2)) > 0
+    assert checksums(ext2, stored) == seeded
+    keys = bucket_keys("owlat-ext-files")
+    assert all(any(re.fullmatch(rf"{INSTANCE2}-[0-9a-f-]+/{sid}", k) for k in keys) for sid in stored), keys
+    assert sh(ext2, "ls -A /var/lib/owlat/moves").strip() == ""
+    assert sh(ext2, f"docker exec {STACK}-convex find /convex/data -name '*.sqlite3'").strip() != ""
+    record = json.loads(sh(ext2, f"cat /etc/ansible/facts.d/owlat_{STACK}.fact"))
+    assert record["storage"] == {"database": f"postgres://172.29.0.252:5432/{DB2}", "files": "s3"}, record
+    assert lab_pg_url().split(":")[2].split("@")[0] not in out
+
+    start = time.monotonic()
+    rc, out = run_playbook("owlat.selfhost.move_storage", "-e", f"owlat_move_storage_stack={EXT2}")
+    again_seconds = round(time.monotonic() - start, 1)
+    assert rc == 0 and recap(out)[EXT2]["changed"] == 0, out[-3000:]
+    assert "nothing to move: the data is where the inventory says" in " ".join(out.split())
+    print(f"\nSQLite stack deployed in {deploy_seconds} s; moved to PostgreSQL + S3 (20 documents, 4 files of 40 kB) "
+          f"in {move_seconds} s; a second run in {again_seconds} s")

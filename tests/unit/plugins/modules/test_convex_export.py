@@ -129,3 +129,52 @@ def test_bad_key_file_and_missing_import_file(run_module, backend, tmp_path):
 def test_unreachable_backend(run_module, tmp_path, closed_port):
     res = run_module(convex_export, dict(url="http://127.0.0.1:%d" % closed_port, admin_key="k|00", path=str(tmp_path / "x.zip")))
     assert res["failed"] is True and "unreachable" in res["msg"]
+
+
+def test_an_export_after_the_import_has_the_same_contents(run_module, backend, tmp_path):
+    """The move's data check: export, import into another deployment, export again -> the same digest; one document
+    more -> another one."""
+    for i in range(4):
+        put(backend, "notes", {"n": i})
+    put(backend, "people", {"name": "ada"})
+    first, again = str(tmp_path / "first.zip"), str(tmp_path / "again.zip")
+    before = run_module(convex_export, dict(url=backend["url"], admin_key=backend["key"], path=first))["contents"]
+    assert before["tables"] == 2 and before["documents"] == 5, before
+    put(backend, "notes", {"n": 4})
+    imported = run_module(convex_export, dict(url=backend["url"], admin_key=backend["key"], path=first, state="imported"))
+    assert imported["contents"] == before
+    after = run_module(convex_export, dict(url=backend["url"], admin_key=backend["key"], path=again))["contents"]
+    assert after == before
+    put(backend, "notes", {"n": 5})
+    changed = run_module(convex_export, dict(url=backend["url"], admin_key=backend["key"], path=again))["contents"]
+    assert changed["documents"] == 6 and changed["sha256"] != before["sha256"]
+
+
+def test_contents_leave_system_tables_out_and_count_files(tmp_path):
+    """Files keyed by storage id whatever their extension; _tables and _storage metadata are not user data; the
+    order inside the zip and of the lines does not matter; a broken zip is named."""
+    from ansible_collections.owlat.selfhost.plugins.module_utils._convex import ConvexError
+    from ansible_collections.owlat.selfhost.plugins.module_utils._convex_export import export_contents
+
+    def write(path, members):
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+        return export_contents(path)
+
+    docs = ['{"_id": "a", "n": 1}', '{"n": 2, "_id": "b"}']
+    one = write(str(tmp_path / "1.zip"), [("notes/documents.jsonl", "\n".join(docs) + "\n"),
+                                          ("_tables/documents.jsonl", '{"name": "notes", "id": 1}\n'),
+                                          ("_storage/documents.jsonl", '{"_id": "kg1", "internalId": "x"}\n'),
+                                          ("_storage/kg1.png", b"\x89PNG bytes")])
+    assert (one["tables"], one["documents"], one["files"]) == (1, 2, 1)
+    two = write(str(tmp_path / "2.zip"), [("_storage/kg1", b"\x89PNG bytes"),
+                                          ("_tables/documents.jsonl", '{"name": "notes", "id": 7}\n'),
+                                          ("_storage/documents.jsonl", '{"_id": "kg1", "internalId": "y"}\n'),
+                                          ("notes/documents.jsonl", "\n".join(reversed(docs)))])
+    assert two == one
+    three = write(str(tmp_path / "3.zip"), [("notes/documents.jsonl", "\n".join(docs)), ("_storage/kg1", b"other bytes")])
+    assert three["sha256"] != one["sha256"]
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    with pytest.raises(ConvexError, match="bad.zip is not a readable snapshot export"):
+        export_contents(str(tmp_path / "bad.zip"))

@@ -137,6 +137,15 @@ def fake_postgres(state):
                 else:
                     state["databases"][state["databases"].index(old)] = new
                     conn.sendall(message(b"C", b"ALTER DATABASE\0") + message(b"Z", b"I"))
+            elif sql in ("SELECT to_regclass('documents') IS NOT NULL", "SELECT EXISTS (SELECT 1 FROM documents)"):
+                # The table is there once a backend ran (with_table), with rows once it wrote (with_rows).
+                tables = state.get("with_table", []) + state.get("with_rows", [])
+                if "EXISTS" in sql and database not in tables:
+                    conn.sendall(error("42P01", 'relation "documents" does not exist') + message(b"Z", b"I"))
+                    continue
+                yes = database in (tables if "to_regclass" in sql else state.get("with_rows", []))
+                row = struct.pack("!H", 1) + struct.pack("!i", 1) + (b"t" if yes else b"f")
+                conn.sendall(message(b"D", row) + message(b"C", b"SELECT 1\0") + message(b"Z", b"I"))
             else:
                 values = [b"PostgreSQL 17.6 on x86_64", b"public", state.get("may_create", b"t")]
                 row = struct.pack("!H", 3) + b"".join(struct.pack("!i", len(v)) + v for v in values)
@@ -232,3 +241,22 @@ def test_a_rollback_without_a_database_makes_one_and_without_admin_url_or_in_use
     result = run_module(owlat_storage_check, params)
     assert result["failed"] and "database acme is still in use" in result["msg"], result["msg"]
     assert postgres.state["databases"] == ["postgres", "acme"]
+
+
+def test_a_move_needs_an_empty_database_and_says_how_to_free_it(run_module, postgres):
+    """require_empty (a move of the stack's storage): a database where a backend has run is never imported into."""
+    postgres.state["databases"].append("acme")
+    params = dict(postgres_url=url(postgres), instance_name="acme", require_tls=False, require_empty=True)
+    result = run_module(owlat_storage_check, params)
+    assert not result["failed"], result
+    assert any(q.startswith("SELECT to_regclass('documents')") for q in postgres.state["queries"])
+    postgres.state["with_table"] = ["acme"]  # tables made, nothing written: still empty
+    assert not run_module(owlat_storage_check, params)["failed"]
+    postgres.state["with_rows"] = ["acme"]
+    result = run_module(owlat_storage_check, params)
+    assert result["failed"] and "database acme already holds a Convex deployment's data" in result["msg"], result
+    assert 'DROP DATABASE "acme";' in result["msg"]
+    # Without the requirement a database in use is what a running stack has: no question asked.
+    postgres.state["queries"] = []
+    assert not run_module(owlat_storage_check, dict(params, require_empty=False))["failed"]
+    assert not any(q.startswith("SELECT to_regclass") for q in postgres.state["queries"])
