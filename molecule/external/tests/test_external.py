@@ -200,9 +200,9 @@ EXT2, DB2, INSTANCE2 = "owlat-mol-ext2", "ext_two", "ext-two"
 
 def test_a_sqlite_stack_moves_to_postgres_and_s3_with_the_same_data(monkeypatch):
     """owlat-mol-ext2's stack on SQLite, seeded; the inventory edited to the lab's PostgreSQL and S3 (the buckets of
-    owlat-mol-ext's stack, its own prefix): site.yml refuses to start it empty, move_storage.yml moves it - the same
-    documents and file bytes, served from the new database, the export removed, the SQLite database left in the volume -
-    and a second run changes nothing."""
+    owlat-mol-ext's stack, its own prefix): site.yml refuses to start it empty, check mode changes nothing,
+    move_storage.yml moves it - the same documents and file bytes, served from the new database, the export removed,
+    the SQLite database left in the volume - and a second run changes nothing."""
     ext2 = testinfra.get_host(f"docker://{EXT2}")
     start = time.monotonic()
     rc, out = run_converge("-e", f"owlat_target={EXT2}")
@@ -227,6 +227,13 @@ def test_a_sqlite_stack_moves_to_postgres_and_s3_with_the_same_data(monkeypatch)
                         f"postgres://172.29.0.252:5432/{DB2} with files in S3") in flat, out[-3000:]
     assert all(v["changed"] == 0 for v in recap(out).values()), recap(out)
     assert sh(ext2, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == began
+
+    # Check mode says what it would do and does nothing: the backend and web keep running on SQLite.
+    rc, out = run_playbook("owlat.selfhost.move_storage", "--check", "-e", f"owlat_move_storage_stack={EXT2}")
+    assert rc == 0 and "would be moved (check mode)" in " ".join(out.split()), out[-3000:]
+    assert sh(ext2, f"docker inspect -f '{{{{.State.StartedAt}}}}' {STACK}-convex") == began
+    assert sh(ext2, f"docker inspect -f '{{{{.State.Running}}}}' {STACK}-web").strip() == "true"
+    assert psql(f"SELECT datname FROM pg_database WHERE datname = '{DB2}'") == ""
 
     start = time.monotonic()
     rc, out = run_playbook("owlat.selfhost.move_storage", "-e", f"owlat_move_storage_stack={EXT2}")
