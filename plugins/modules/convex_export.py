@@ -56,7 +56,8 @@ options:
 attributes:
   check_mode:
     support: full
-    description: Nothing is requested, written or imported; the module reports that it would.
+    description: Nothing is requested, written or imported; the module reports that it would (a missing file or
+      directory is not an error then - an earlier task of the run may be what makes it).
   diff_mode:
     support: none
     description: A snapshot has no meaningful text diff.
@@ -145,12 +146,13 @@ class ConvexExport:
     def run(self):
         key = self.admin_key()
         path = self.params["path"]
+        # In check mode the file or its directory may be what an earlier task of the same run would make.
+        if self.module.check_mode:
+            return dict(changed=True)
         if self.params["state"] == "imported" and not os.path.isfile(path):
             self.module.fail_json(msg="%s does not exist: nothing to import" % path)
         if self.params["state"] == "exported" and not os.path.isdir(os.path.dirname(path) or "."):
             self.module.fail_json(msg="directory of %s does not exist" % path)
-        if self.module.check_mode:
-            return dict(changed=True)
         try:
             if self.params["state"] == "imported":
                 result = dict(documents=import_snapshot(self.params["url"], key, path, self.params["timeout"]))

@@ -106,6 +106,12 @@ def test_check_mode_requests_nothing(run_module, backend, tmp_path):
     assert res["changed"] is True and not dest.exists()
     latest = call(backend["url"], "/api/query", {"path": "_system/cli/exports:getLatest", "args": {}, "format": "json"}, backend["key"])
     assert latest["value"] is None
+    # A directory (or a zip to import) an earlier task of the run would make is no error in check mode.
+    later = str(tmp_path / "made-later" / "export.zip")
+    for state in ("exported", "imported"):
+        res = run_module(convex_export, dict(url=backend["url"], admin_key_file=backend["keyfile"], path=later,
+                                             state=state), check_mode=True)
+        assert res["failed"] is False and res["changed"] is True, res
 
 
 def test_wrong_key_fails_without_showing_it(run_module, backend, tmp_path, visible_text):
