@@ -260,5 +260,12 @@ def test_a_sqlite_stack_moves_to_postgres_and_s3_with_the_same_data(monkeypatch)
     again_seconds = round(time.monotonic() - start, 1)
     assert rc == 0 and recap(out)[EXT2]["changed"] == 0, out[-3000:]
     assert "nothing to move: the data is where the inventory says" in " ".join(out.split())
+    # Back to SQLite is no move the playbook makes (the volume still holds the old database): refused, nothing changed.
+    monkeypatch.delenv("OWLAT_LAB_EXT2_STORE")
+    rc, out = run_playbook("owlat.selfhost.move_storage", "-e", f"owlat_move_storage_stack={EXT2}")
+    assert rc != 0 and (f"convex, stack {STACK} on {EXT2}: move_storage.yml moves a stack's data into PostgreSQL "
+                        "(owlat_convex_postgres_url) only, the inventory names SQLite in the volume") in " ".join(out.split())
+    assert recap(out)[EXT2]["changed"] == 0, out[-3000:]
+    assert checksums(ext2, stored) == seeded
     print(f"\nSQLite stack deployed in {deploy_seconds} s; moved to PostgreSQL + S3 (20 documents, 4 files of 40 kB) "
           f"in {move_seconds} s; a second run in {again_seconds} s")
