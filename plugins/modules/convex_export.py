@@ -113,7 +113,7 @@ contents:
     - What the zip holds as a user sees it - the tables (system tables left out), their documents, the stored files -
       and one digest of all of it. An export taken after importing a zip has the same digest (documents keep their
       C(_id) and C(_creationTime), files their storage id), which is how a move checks its data.
-  returned: not in check mode
+  returned: state=exported, not in check mode
   type: dict
   sample: {tables: 3, documents: 1520, files: 12, sha256: 9f2c...}
 """
@@ -155,9 +155,8 @@ class ConvexExport:
             self.module.fail_json(msg="directory of %s does not exist" % path)
         try:
             if self.params["state"] == "imported":
-                result = dict(documents=import_snapshot(self.params["url"], key, path, self.params["timeout"]))
-            else:
-                result = export_snapshot(self.params["url"], key, path, self.params["include_storage"], self.params["timeout"])
+                return dict(changed=True, documents=import_snapshot(self.params["url"], key, path, self.params["timeout"]))
+            result = export_snapshot(self.params["url"], key, path, self.params["include_storage"], self.params["timeout"])
             result["contents"] = export_contents(path)
         except ConvexError as exc:
             self.module.fail_json(msg=str(exc))
